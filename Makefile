@@ -1,0 +1,48 @@
+# Set-up, tests and the demo. `make demo` and `make test` create .venv when it is missing.
+# Re-running `make setup` with unchanged requirements is a no-op (a stamp file).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.legion-setup-stamp
+REQS   := requirements/base.txt requirements/constraints.txt setup.py package.xml
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+# Nothing may download model weights at run time.
+export HF_HUB_OFFLINE=1
+export TRANSFORMERS_OFFLINE=1
+export MUJOCO_GL ?= egl
+
+.PHONY: setup test test-fast demo bench lint-imports clean
+
+setup: $(STAMP)
+
+$(STAMP): $(REQS)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade "pip>=24" "setuptools>=70,<81" wheel
+	# torch first, from the pinned CPU build (an unpinned torch pulls GBs of CUDA)
+	$(BIN)/python -m pip install -q -c requirements/constraints.txt torch
+	$(BIN)/python -m pip install -q -c requirements/constraints.txt -r requirements/base.txt
+	# bnpy 0.1.7 pins an impossible joblib: install it without its declared deps
+	# (its real deps are in base.txt); legion_training/dpmm.py holds the shim.
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -c requirements/constraints.txt bnpy
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+	@echo "setup: $(VENV) ready ($$($(BIN)/python --version))"
+
+test: setup
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/python -m pytest -q
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow"
+
+demo: setup
+	$(BIN)/legion-demo
+
+bench: setup
+	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+lint-imports: setup
+	$(BIN)/lint-imports --no-cache
+
+clean:
+	rm -rf $(VENV) build install log *.egg-info .pytest_cache

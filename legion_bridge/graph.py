@@ -1,0 +1,177 @@
+"""The one definition of the LEGION node graph, per mode.
+
+Both ``launch/*.launch.py`` (where launch_ros exists) and ``legion-launch``
+(a pip-only machine) build their processes from :func:`graph`; a node added
+here appears in both without editing either.
+
+Modes
+-----
+``sim``: the MuJoCo-simulated iiwa (sim_arm) publishes what the iiwa_ros2
+driver, a gripper driver and perception would publish, and /clock.
+``real``: those come from the real drivers; the graph starts disabled.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from legion_bridge.paths import config_path, default_agent_path
+
+MODES = ("sim", "real")
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One node of the graph.
+
+    name: the ROS node name. executable: the console script (``ros2 run legion_bridge <executable>``).
+    params: parameter files (relative to config/), applied in order; ``{mode}`` is replaced by the mode.
+    remappings: (from, to) topic remappings. modes: modes the node runs in.
+    required: the graph stops (non-zero) if this node dies.
+    ends_graph: when this node exits with status 0 the whole graph shuts down cleanly
+    (e.g. the sequencer after the last step).
+    """
+
+    name: str
+    executable: str
+    description: str
+    params: tuple[str, ...] = ()
+    remappings: tuple[tuple[str, str], ...] = ()
+    modes: tuple[str, ...] = MODES
+    required: bool = True
+    ends_graph: bool = False
+
+
+@dataclass(frozen=True)
+class LaunchArg:
+    """A user-facing launch argument and the node parameters it sets.
+
+    kind ``param``: sets parameter ``parameter`` on each node in ``nodes`` ("*" = every node).
+    kind ``params_file``: replaces the parameter file named ``parameter`` (relative to config/)
+    by the given path on every node that loads it.
+    An empty value leaves the nodes' own defaults.
+    """
+
+    name: str
+    description: str
+    defaults: dict = field(default_factory=dict)  # mode -> default string
+    nodes: tuple[str, ...] = ("*",)
+    parameter: str = ""
+    kind: str = "param"
+    value_type: str = "str"  # str | bool | float | int
+
+    def default(self, mode: str) -> str:
+        return str(self.defaults.get(mode, ""))
+
+
+_TOPICS = ("topics.yaml",)
+_MODE = ("modes/{mode}.yaml",)  # mode overrides come last
+
+NODES: tuple[NodeSpec, ...] = (
+    NodeSpec("sim_arm", "legion_sim_arm",
+             "MuJoCo iiwa + gripper + task objects; publishes /joint_states, gripper state, object poses, /clock",
+             params=_TOPICS + ("sim_arm.yaml", "calibration.yaml") + _MODE, modes=("sim",)),
+    NodeSpec("real2sim", "legion_real2sim",
+             "joint states + gripper + object poses -> /legion/observation in the sim frame",
+             params=_TOPICS + ("real2sim.yaml", "calibration.yaml") + _MODE),
+    NodeSpec("policy", "legion_policy_node",
+             "frozen LEGION agent: /legion/observation + /legion/task -> /legion/action",
+             params=_TOPICS + ("policy.yaml",) + _MODE),
+    NodeSpec("sim2real", "legion_sim2real",
+             "/legion/action -> safe iiwa joint commands + gripper command (safety envelope, watchdog, enable)",
+             params=_TOPICS + ("sim2real.yaml", "limits.yaml", "calibration.yaml") + _MODE),
+    NodeSpec("sequencer", "legion_sequencer",
+             "long-horizon skill sequence: switches /legion/task on success, writes the run report",
+             params=_TOPICS + ("sequencer.yaml",) + _MODE, required=True, ends_graph=True),
+)
+
+LAUNCH_ARGS: tuple[LaunchArg, ...] = (
+    LaunchArg("agent", "path of the frozen agent (directory); default: the shipped agent",
+              {"sim": str(default_agent_path()), "real": str(default_agent_path())},
+              nodes=("policy", "sequencer"), parameter="agent_path"),
+    LaunchArg("task", "skill name or free-form instruction to run when no sequence is given",
+              nodes=("sequencer",), parameter="task"),
+    LaunchArg("sequence", "YAML sequence of skills (config/sequences/...); empty: run `task` only",
+              nodes=("sequencer",), parameter="sequence_file"),
+    LaunchArg("robot_model", "iiwa7 (LBR iiwa 7 R800, default) or iiwa14 (LBR iiwa 14 R820)",
+              {"sim": "iiwa7", "real": "iiwa7"}, nodes=("sim_arm", "real2sim", "sim2real"),
+              parameter="robot_model"),
+    LaunchArg("calibration", "calibration YAML (sim frame <- robot base, robot base <- camera)",
+              nodes=("*",), parameter="calibration.yaml", kind="params_file"),
+    LaunchArg("command_interface", "trajectory (JointTrajectory to the JTC) or position (Float64MultiArray)",
+              {"sim": "trajectory", "real": "trajectory"}, nodes=("sim2real",), parameter="command_interface"),
+    LaunchArg("use_sim_time", "use /clock (true in simulation)", {"sim": "true", "real": "false"},
+              parameter="use_sim_time", value_type="bool"),
+    LaunchArg("enable", "start with motion enabled (the real robot must start disabled)",
+              {"sim": "true", "real": "false"}, nodes=("sim2real",), parameter="start_enabled", value_type="bool"),
+)
+
+
+@dataclass(frozen=True)
+class NodeLaunch:
+    """A node resolved for a mode and argument values: everything a launcher needs."""
+
+    spec: NodeSpec
+    param_files: tuple[Path, ...]
+    parameters: dict
+    remappings: tuple[tuple[str, str], ...]
+
+
+def graph(mode: str) -> list[NodeSpec]:
+    """The nodes of ``mode`` in start order."""
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; expected one of {MODES}")
+    return [n for n in NODES if mode in n.modes]
+
+
+def launch_arg(name: str) -> LaunchArg:
+    for a in LAUNCH_ARGS:
+        if a.name == name:
+            return a
+    raise KeyError(f"unknown launch argument {name!r}; known: {[a.name for a in LAUNCH_ARGS]}")
+
+
+def convert(value: str, value_type: str):
+    """Turn a launch-argument string into the parameter's type, with a clear error."""
+    if value_type == "str":
+        return value
+    if value_type == "bool":
+        low = value.strip().lower()
+        if low in ("true", "1", "yes", "on"):
+            return True
+        if low in ("false", "0", "no", "off"):
+            return False
+        raise ValueError(f"expected true or false, got {value!r}")
+    if value_type == "float":
+        return float(value)
+    if value_type == "int":
+        return int(value)
+    raise ValueError(f"unknown value type {value_type!r}")
+
+
+def resolve(mode: str, values: dict | None = None) -> list[NodeLaunch]:
+    """Resolve the graph of ``mode`` with launch-argument ``values`` (strings) over the defaults."""
+    values = dict(values or {})
+    for key in values:
+        launch_arg(key)  # unknown names raise
+    nodes = graph(mode)
+    out = []
+    for spec in nodes:
+        files = [config_path(p.format(mode=mode)) for p in spec.params]
+        params: dict = {}
+        for arg in LAUNCH_ARGS:
+            if arg.nodes != ("*",) and spec.name not in arg.nodes:
+                continue
+            value = values.get(arg.name, arg.default(mode))
+            if value == "":
+                continue
+            if arg.kind == "params_file":
+                target = config_path(arg.parameter)
+                files = [Path(value) if f == target else f for f in files]
+            else:
+                try:
+                    params[arg.parameter] = convert(value, arg.value_type)
+                except ValueError as exc:
+                    raise ValueError(f"launch argument {arg.name}: {exc}") from None
+        out.append(NodeLaunch(spec, tuple(files), params, spec.remappings))
+    return out
