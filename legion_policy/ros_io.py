@@ -1,0 +1,99 @@
+"""Shared ROS plumbing for every node shell: labelled arrays, parameters, diagnostics, QoS.
+
+Kept small and free of node logic; the cores stay ROS-free.
+"""
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from std_msgs.msg import Float32MultiArray, MultiArrayDimension
+
+from legion_policy.observation_layout import ObservationLayout
+
+#: Latched topics (task, binding, enable): late joiners get the last message.
+LATCHED_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST,
+                         durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
+#: Streams (observations, actions, joint states): newest wins.
+STREAM_QOS = QoSProfile(depth=5, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE)
+
+OK, WARN, ERROR, STALE = (DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR, DiagnosticStatus.STALE)
+
+
+def declare(node, name: str, default: Any, description: str, read_only: bool = False) -> Any:
+    """Declare a parameter with a description and return its value."""
+    return node.declare_parameter(name, default, ParameterDescriptor(description=description, read_only=read_only)).value
+
+
+# --- labelled Float32MultiArray -------------------------------------------------
+
+
+def observation_to_msg(layout: ObservationLayout, obs: Sequence[float]) -> Float32MultiArray:
+    """An observation as Float32MultiArray: dim[0] = layout name (size = total), then one dim per field."""
+    vec = np.asarray(obs, dtype=np.float32).reshape(-1)
+    if vec.size != layout.size:
+        raise ValueError(f"observation has {vec.size} values, layout {layout.name!r} needs {layout.size}")
+    msg = Float32MultiArray()
+    msg.layout.dim = [MultiArrayDimension(label=layout.name, size=layout.size, stride=layout.size)]
+    msg.layout.dim += [MultiArrayDimension(label=f.name, size=f.size, stride=f.size) for f in layout.fields]
+    msg.data = vec.tolist()
+    return msg
+
+
+def msg_to_observation(msg: Float32MultiArray, layout: ObservationLayout) -> np.ndarray:
+    """Validate a labelled observation against ``layout``; ValueError naming the problem."""
+    dims = list(msg.layout.dim)
+    if dims:
+        if dims[0].label != layout.name:
+            raise ValueError(f"observation layout {dims[0].label!r} != expected {layout.name!r}")
+        fields = [(d.label, d.size) for d in dims[1:]]
+        expected = [(f.name, f.size) for f in layout.fields]
+        if fields and fields != expected:
+            raise ValueError(f"observation fields {fields} != layout {layout.name!r} fields {expected}")
+    vec = np.asarray(msg.data, dtype=np.float32)
+    if vec.size != layout.size:
+        raise ValueError(f"observation has {vec.size} values, layout {layout.name!r} needs {layout.size}")
+    if not np.all(np.isfinite(vec)):
+        raise ValueError("observation contains NaN or inf")
+    return vec
+
+
+def array_msg(values: Iterable[float], labels: Sequence[str]) -> Float32MultiArray:
+    """A Float32MultiArray with one labelled dim per element (used for actions)."""
+    vals = [float(v) for v in values]
+    if len(vals) != len(labels):
+        raise ValueError(f"{len(vals)} values for {len(labels)} labels")
+    msg = Float32MultiArray()
+    msg.layout.dim = [MultiArrayDimension(label=",".join(labels), size=len(vals), stride=len(vals))]
+    msg.data = vals
+    return msg
+
+
+# --- diagnostics -------------------------------------------------------------------
+
+
+def diagnostic_status(name: str, hardware_id: str, level, message: str, values: dict | None = None) -> DiagnosticStatus:
+    st = DiagnosticStatus(name=name, hardware_id=hardware_id, message=message)
+    st.level = level if isinstance(level, bytes) else bytes([int(level)])
+    st.values = [KeyValue(key=str(k), value=_fmt(v)) for k, v in (values or {}).items()]
+    return st
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return "nan" if math.isnan(v) else f"{v:.6g}"
+    if isinstance(v, (dict, list, tuple)):
+        return json.dumps(v)
+    return str(v)
+
+
+def diagnostic_array(node, *statuses: DiagnosticStatus) -> DiagnosticArray:
+    arr = DiagnosticArray()
+    arr.header.stamp = node.get_clock().now().to_msg()
+    arr.status = list(statuses)
+    return arr
