@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from legion_bridge.paths import config_path, default_agent_path
+from legion_bridge.paths import PACKAGE, config_path, default_agent_path
 
 MODES = ("sim", "real")
 
@@ -83,6 +83,8 @@ NODES: tuple[NodeSpec, ...] = (
     NodeSpec("sequencer", "legion_sequencer",
              "long-horizon skill sequence: switches /legion/task on success, writes the run report",
              params=_TOPICS + ("sequencer.yaml",) + _MODE, required=True, ends_graph=True),
+    NodeSpec("monitor", "legion_monitor", "rates and ages of the graph's topics on /diagnostics",
+             params=_TOPICS + ("monitor.yaml",) + _MODE, required=False),
 )
 
 LAUNCH_ARGS: tuple[LaunchArg, ...] = (

@@ -97,3 +97,47 @@ def diagnostic_array(node, *statuses: DiagnosticStatus) -> DiagnosticArray:
     arr.header.stamp = node.get_clock().now().to_msg()
     arr.status = list(statuses)
     return arr
+
+
+# --- process entry point ---------------------------------------------------------------
+
+
+class NodeStartError(Exception):
+    """A node cannot start (bad parameter, invalid agent, ...): one-line reason, exit status 2."""
+
+
+def run_node(make_node, args=None, name: str = "node") -> int:
+    """Entry point of every node process: init, build, spin, shut down cleanly.
+
+    ``make_node()`` builds the node; a ValueError / FileNotFoundError / NodeStartError
+    raised while building is printed as one line ``<name>: <reason>`` and the process
+    exits with status 2 (a launcher then names the node). Ctrl-C and SIGTERM end the
+    process with status 0 and no traceback.
+    """
+    import signal
+    import sys
+
+    import rclpy
+    from rclpy.executors import ExternalShutdownException
+
+    rclpy.init(args=args)
+    # SIGTERM ends like Ctrl-C (rclpy's own handler covers SIGINT).
+    signal.signal(signal.SIGTERM, lambda *_: rclpy.try_shutdown())
+    try:
+        node = make_node()
+    except (ValueError, FileNotFoundError, NodeStartError) as exc:
+        print(f"{name}: {exc}", file=sys.stderr, flush=True)
+        rclpy.try_shutdown()
+        return 2
+    status = 0
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except SystemExit as exc:  # a node may end the process with a status (e.g. the sequencer)
+        status = int(exc.code or 0)
+    finally:
+        status = getattr(node, "exit_status", status)
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return status

@@ -1,0 +1,65 @@
+"""monitor: reports the rate and age of chosen topics on /diagnostics.
+
+Parameters: ``topics`` (list of ``/topic:pkg/msg/Type``), ``expected_rates_hz`` (same
+length; 0 = no expectation), ``tolerance`` (relative rate error that still counts as OK),
+``period_s`` (report period).
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.node import Node
+
+from legion_bridge.topic_rates import RateTracker, parse_topic_spec
+from legion_policy.ros_io import (ERROR, OK, STREAM_QOS, WARN, declare, diagnostic_array, diagnostic_status,
+                                  run_node)
+
+
+class MonitorNode(Node):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("monitor", **kwargs)
+        specs = declare(self, "topics", ["/joint_states:sensor_msgs/msg/JointState"],
+                        "topics to watch, each '/topic:pkg/msg/Type'")
+        expected = declare(self, "expected_rates_hz", [0.0] * len(specs),
+                           "expected rate per topic [Hz] (0 = report only), same order as 'topics'")
+        self.tolerance = declare(self, "tolerance", 0.1, "relative rate error still reported as OK")
+        period = declare(self, "period_s", 1.0, "report period [s]")
+        if len(expected) != len(specs):
+            raise ValueError(f"expected_rates_hz has {len(expected)} entries for {len(specs)} topics")
+        self.watch: list[tuple[str, float, RateTracker]] = []
+        for spec, rate in zip(specs, expected):
+            topic, pkg, name = parse_topic_spec(spec)
+            msg_type = getattr(importlib.import_module(f"{pkg}.msg"), name)
+            tracker = RateTracker()
+            self.create_subscription(msg_type, topic, lambda _m, t=tracker: t.add(self._now()), STREAM_QOS)
+            self.watch.append((topic, float(rate), tracker))
+        self.pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.create_timer(period, self.report)
+
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def report(self) -> None:
+        now = self._now()
+        statuses = []
+        for topic, expected, tracker in self.watch:
+            rate, age = tracker.rate_hz(now), tracker.age_s(now)
+            level, msg = OK, f"{rate:.1f} Hz"
+            if tracker.count == 0:
+                level, msg = WARN, "no message yet"
+            elif expected > 0 and abs(rate - expected) > self.tolerance * expected:
+                level, msg = ERROR, f"{rate:.1f} Hz, expected {expected:.1f} Hz"
+            statuses.append(diagnostic_status(f"monitor: {topic}", topic, level, msg,
+                                              {"rate_hz": rate, "age_s": -1.0 if age is None else age,
+                                               "count": tracker.count, "expected_hz": expected}))
+        self.pub.publish(diagnostic_array(self, *statuses))
+
+
+def main(args=None) -> int:
+    return run_node(MonitorNode, args, "monitor")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

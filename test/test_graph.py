@@ -1,0 +1,120 @@
+"""The one graph definition drives both the launch files and legion-launch."""
+from __future__ import annotations
+
+import ast
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from legion_bridge import graph as graph_mod
+from legion_bridge import launch_builder, launcher
+from legion_bridge.paths import config_path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def launcher_nodes(mode, values=None):
+    return [(c.name, Path(c.argv[0]).name) for c in launcher.node_commands(mode, values, resolve_executables=False)]
+
+
+def launch_file_nodes(mode):
+    return [(n.name, n.executable) for n in launch_builder.launch_nodes(mode)]
+
+
+@pytest.mark.parametrize("mode", graph_mod.MODES)
+def test_launch_files_and_launcher_start_the_same_nodes(mode):
+    assert launcher_nodes(mode) == launch_file_nodes(mode)
+    assert {"real2sim", "policy", "sim2real", "sequencer"} <= {n for n, _ in launcher_nodes(mode)}
+
+
+def test_sim_arm_only_in_sim():
+    assert "sim_arm" in dict(launcher_nodes("sim"))
+    assert "sim_arm" not in dict(launcher_nodes("real"))
+
+
+def test_a_node_added_to_the_graph_appears_in_both(monkeypatch):
+    extra = graph_mod.NodeSpec("extra_node", "legion_extra", "added by a test",
+                               params=("topics.yaml",), modes=("real",))
+    monkeypatch.setattr(graph_mod, "NODES", graph_mod.NODES + (extra,))
+    assert ("extra_node", "legion_extra") in launcher_nodes("real")
+    assert ("extra_node", "legion_extra") in launch_file_nodes("real")
+    assert "extra_node" not in dict(launch_file_nodes("sim"))
+
+
+@pytest.mark.parametrize("name,mode", [("sim_robot.launch.py", "sim"), ("real_robot.launch.py", "real")])
+def test_launch_files_are_thin_and_use_the_builder(name, mode):
+    tree = ast.parse((ROOT / "launch" / name).read_text())
+    imports = [n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+    assert [i.module for i in imports] == ["legion_bridge.launch_builder"]
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)]
+    assert len(calls) == 1 and [a.value for a in calls[0].args] == [mode]
+
+
+def test_every_parameter_file_of_every_node_exists():
+    for mode in graph_mod.MODES:
+        for nl in graph_mod.resolve(mode):
+            for f in nl.param_files:
+                assert Path(f).is_file(), f"{nl.spec.name}: {f}"
+
+
+def test_launch_arguments_reach_the_right_nodes_in_both():
+    cmds = {c.name: c.argv for c in launcher.node_commands("real", {"robot_model": "iiwa14", "enable": "true"},
+                                                           resolve_executables=False)}
+    assert "robot_model:=iiwa14" in cmds["sim2real"] and "robot_model:=iiwa14" in cmds["real2sim"]
+    assert not any("robot_model" in a for a in cmds["policy"])
+    assert "start_enabled:=true" in cmds["sim2real"]
+    srcs = {n.name: n.param_sources for n in launch_builder.launch_nodes("real")}
+    assert ("param", "robot_model", "robot_model", "str") in srcs["sim2real"]
+    assert not any(s[0] == "param" and s[1] == "robot_model" for s in srcs["policy"])
+
+
+def test_real_graph_starts_disabled_and_sim_enabled():
+    real = {c.name: c.argv for c in launcher.node_commands("real", resolve_executables=False)}
+    sim = {c.name: c.argv for c in launcher.node_commands("sim", resolve_executables=False)}
+    assert "start_enabled:=false" in real["sim2real"]
+    assert "start_enabled:=true" in sim["sim2real"]
+    assert "use_sim_time:=false" in real["policy"] and "use_sim_time:=true" in sim["policy"]
+
+
+def test_calibration_argument_replaces_the_calibration_file(tmp_path):
+    cal = tmp_path / "cell.yaml"
+    cal.write_text(config_path("calibration.yaml").read_text())
+    cmds = {c.name: c.argv for c in launcher.node_commands("real", {"calibration": str(cal)},
+                                                           resolve_executables=False)}
+    for name in ("real2sim", "sim2real"):
+        assert str(cal) in cmds[name]
+        assert str(config_path("calibration.yaml")) not in cmds[name]
+    srcs = {n.name: n.param_sources for n in launch_builder.launch_nodes("real")}
+    assert ("file_arg", "calibration") in srcs["sim2real"]
+
+
+def test_mode_overrides_come_after_the_node_files():
+    for nl in graph_mod.resolve("sim"):
+        assert Path(nl.param_files[-1]).name == "sim.yaml"
+
+
+@pytest.mark.parametrize("values,message", [
+    ({"nope": "1"}, "unknown launch argument 'nope'"),
+    ({"enable": "maybe"}, "launch argument enable: expected true or false"),
+])
+def test_bad_launch_arguments_are_named(values, message):
+    with pytest.raises((KeyError, ValueError), match=message):
+        graph_mod.resolve("sim", values)
+
+
+def test_unknown_mode_is_refused():
+    with pytest.raises(ValueError, match="unknown mode 'lab'"):
+        graph_mod.graph("lab")
+
+
+@pytest.mark.parametrize("value,text", [("abc", "abc"), ("true", '"true"'), ("1.5", '"1.5"'), (True, "true"),
+                                        ("/a b/c", "/a b/c"), ("", '""')])
+def test_parameter_values_keep_their_type_on_the_command_line(value, text):
+    assert launcher.ros_param_value(value) == text
+
+
+def test_node_spec_is_frozen():
+    spec = graph_mod.NODES[0]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        spec.name = "x"  # type: ignore[misc]
