@@ -106,6 +106,12 @@ LAUNCH_ARGS: tuple[LaunchArg, ...] = (
               parameter="use_sim_time", value_type="bool"),
     LaunchArg("enable", "start with motion enabled (the real robot must start disabled)",
               {"sim": "true", "real": "false"}, nodes=("sim2real",), parameter="start_enabled", value_type="bool"),
+    LaunchArg("scene", "simulated scene: a Metaworld v3 task name (e.g. push-v3) or 'tabletop' (several tasks' objects)",
+              {"sim": "tabletop"}, nodes=("sim_arm",), parameter="scene"),
+    LaunchArg("video", "write a video of the simulated cell to this path (MUJOCO_GL=egl); empty: no video",
+              nodes=("sim_arm",), parameter="video_path"),
+    LaunchArg("report_dir", "folder where the sequencer writes its run report (empty: no report file)",
+              nodes=("sequencer",), parameter="report_dir"),
 )
 
 

@@ -130,10 +130,14 @@ class GraphProcesses:
         for line in proc.stdout:
             self.log(label.rstrip(), line)
 
-    def supervise(self, poll_s: float = 0.1) -> int:
-        """Block until the graph ends; returns the launcher's exit status."""
+    def supervise(self, poll_s: float = 0.1, timeout_s: float | None = None) -> int | None:
+        """Block until the graph ends and return the launcher's exit status
+        (None if ``timeout_s`` passed first; the graph is left running)."""
         by_name = {c.name: c for c in self.commands}
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while not self._stopping:
+            if deadline is not None and time.monotonic() > deadline:
+                return None
             for name, proc in list(self.procs.items()):
                 rc = proc.poll()
                 if rc is None:
