@@ -1,0 +1,362 @@
+"""Forward kinematics, Jacobian and gripper-down inverse kinematics of the tcp (ROS-free numpy).
+
+Everything is expressed in the robot base frame (``link_0``) and vectorised over leading
+axes: ``q`` may be ``(7,)`` or ``(..., 7)``.
+
+IK (:meth:`Kinematics.ik`) solves for a tcp position with a held orientation (default:
+gripper pointing down, :data:`GRIPPER_DOWN_R`):
+
+1. seed: the warm start ``q_seed`` (the current joints, in a control loop) or, without
+   one, a closed-form elbow-up solution of the iiwa's planar sub-problem (A3 = A5 = 0:
+   A1 aims at the wrist centre, A2/A4 from the shoulder-elbow-wrist triangle, A6 points
+   the flange down, A7 sets the yaw);
+2. refinement: damped least squares on the 6-d pose error with Levenberg-Marquardt
+   damping ``lambda^2 = E + lambda_min^2`` (E = half the squared error, Sugihara 2011), so
+   steps are Gauss-Newton near the solution and damped far from it or near singularities;
+3. the secondary task runs in the (damped) null space of the pose task: raise the elbow
+   (gradient of the elbow height) and stay away from the joint limits (quadratic cost
+   around the middle of each range);
+4. every iterate is clipped to the joint limits minus ``limit_margin``.
+
+An entry that did not converge from its warm start is retried from the closed-form seed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from legion_bridge.robot.urdf_model import RobotModel, load_robot_model
+
+#: tcp orientation "gripper pointing down" in the base frame (a half turn about base y): tcp z = -base z,
+#: tcp x = -base x, tcp y = base y, so at A1 = 0 the wrist needs A7 = 0 (mid-range), and
+#: the fingers (sliding along tcp y) open along the base y axis (sim x with the default
+#: base yaw of +90 deg, as Metaworld's Sawyer gripper).
+GRIPPER_DOWN_R = np.diag([-1.0, 1.0, -1.0])
+
+
+@dataclass(frozen=True)
+class IKConfig:
+    """Tuning of :meth:`Kinematics.ik` (units: m, rad)."""
+
+    #: converged when the tcp position error is below this [m]
+    position_tolerance: float = 1e-4
+    #: ... and the orientation error (rotation angle) below this [rad]
+    orientation_tolerance: float = 1e-3
+    #: iteration budget per solve
+    max_iterations: int = 60
+    #: minimum damping lambda_min [m] (regularises singular configurations)
+    min_damping: float = 1e-3
+    #: largest joint step per iteration [rad] (max-norm); longer steps are scaled down
+    max_step: float = 0.4
+    #: distance kept from every joint limit [rad]
+    limit_margin: float = 0.01
+    #: gain of the elbow-up term in the null space [rad per m of elbow height gradient]
+    elbow_up_gain: float = 0.5
+    #: gain of the keep-away-from-limits term in the null space (per unit of normalised offset)
+    centering_gain: float = 0.05
+    #: retry entries that fail from their warm start from the closed-form seed
+    retry_from_closed_form: bool = True
+
+
+@dataclass(frozen=True)
+class IKResult:
+    """Result of :meth:`Kinematics.ik`; arrays have the leading shape of the targets."""
+
+    q: np.ndarray  # (..., 7) joint positions [rad], inside the limits
+    success: np.ndarray  # (...) bool: both tolerances met
+    position_error: np.ndarray  # (...) [m]
+    orientation_error: np.ndarray  # (...) rotation angle [rad]
+    iterations: np.ndarray  # (...) iterations used (including a retry)
+
+
+def _skew(a: np.ndarray) -> np.ndarray:
+    return np.array([[0.0, -a[2], a[1]], [a[2], 0.0, -a[0]], [-a[1], a[0], 0.0]])
+
+
+def rotation_error(R_target: np.ndarray, R: np.ndarray) -> np.ndarray:
+    """Rotation vector (base frame) of ``R_target @ R^T`` (..., 3): the rotation taking R to R_target."""
+    M = R_target @ np.swapaxes(R, -1, -2)
+    w = 0.5 * np.stack([M[..., 2, 1] - M[..., 1, 2], M[..., 0, 2] - M[..., 2, 0], M[..., 1, 0] - M[..., 0, 1]], -1)
+    s = np.linalg.norm(w, axis=-1)
+    c = np.clip(0.5 * (np.trace(M, axis1=-2, axis2=-1) - 1.0), -1.0, 1.0)
+    theta = np.arctan2(s, c)
+    scale = np.where(s > 1e-12, theta / np.maximum(s, 1e-300), 1.0)
+    out = w * scale[..., None]
+    # near theta = pi the skew part vanishes: take the axis from the symmetric part
+    flip = (s < 1e-6) & (c < 0.0)
+    if np.any(flip):
+        S = 0.5 * (M[flip] + np.eye(3))  # = a a^T at theta = pi
+        idx = np.argmax(np.diagonal(S, axis1=-2, axis2=-1), axis=-1)
+        cols = S[np.arange(len(idx)), :, idx]
+        axes = cols / np.linalg.norm(cols, axis=-1, keepdims=True)
+        out[flip] = np.pi * axes
+    return out
+
+
+class Kinematics:
+    """FK, Jacobian and IK of a :class:`RobotModel`'s tcp in the base frame (``link_0``)."""
+
+    def __init__(self, model: RobotModel | str = "iiwa7", config: IKConfig | None = None):
+        if isinstance(model, str):
+            model = load_robot_model(model)
+        self.model = model
+        self.config = config or IKConfig()
+        self.n = model.n_joints
+        self.lower = model.lower.copy()
+        self.upper = model.upper.copy()
+        self.mid = 0.5 * (self.lower + self.upper)
+        self.half_range = 0.5 * (self.upper - self.lower)
+        #: names of the frames returned by :meth:`link_poses`, base to tcp
+        self.link_names = model.chain_links
+        # --- fused chain: for movable joint k, the fixed transform from the previous movable
+        # joint's child frame to joint k's frame, then the rotation about axis k.
+        pre: list[np.ndarray] = []
+        T = np.eye(4)
+        axes = []
+        for j in model.chain:
+            T = T @ j.origin
+            if j.movable:
+                pre.append(T)
+                axes.append(j.axis)
+                T = np.eye(4)
+        self._post = T  # last movable child -> tcp
+        self._pre_R = np.array([P[:3, :3] for P in pre])
+        self._pre_p = np.array([P[:3, 3] for P in pre])
+        self._axes = np.array(axes)
+        K = np.array([_skew(a) for a in axes])
+        self._RoK = self._pre_R @ K
+        self._RoK2 = self._pre_R @ K @ K
+        self._Ro_axis = np.einsum("kij,kj->ki", self._pre_R, self._axes)
+        #: index of the elbow joint (A4): its frame origin is the elbow point
+        self._elbow = 3 if self.n == 7 else self.n // 2
+        self._analytic = self._planar_geometry()
+
+    # ------------------------------------------------------------------ forward kinematics
+    def _forward(self, q: np.ndarray):
+        """q (B, n) -> tcp p (B,3), R (B,3,3), joint axes (B,n,3) and origins (B,n,3) in the base frame."""
+        B = q.shape[0]
+        s, c = np.sin(q), 1.0 - np.cos(q)
+        R = np.broadcast_to(np.eye(3), (B, 3, 3))
+        p = np.zeros((B, 3))
+        axes = np.empty((B, self.n, 3))
+        origins = np.empty((B, self.n, 3))
+        for k in range(self.n):
+            p = p + R @ self._pre_p[k]
+            origins[:, k] = p
+            axes[:, k] = R @ self._Ro_axis[k]
+            R = R @ (self._pre_R[k] + s[:, k, None, None] * self._RoK[k] + c[:, k, None, None] * self._RoK2[k])
+        p_tcp = p + R @ self._post[:3, 3]
+        R_tcp = R @ self._post[:3, :3]
+        return p_tcp, R_tcp, axes, origins
+
+    def _as_batch(self, q) -> tuple[np.ndarray, tuple]:
+        q = np.asarray(q, dtype=np.float64)
+        if q.shape[-1:] != (self.n,):
+            raise ValueError(f"joint vector must have shape (..., {self.n}), got {q.shape}")
+        lead = q.shape[:-1]
+        return q.reshape(-1, self.n), lead
+
+    def fk(self, q) -> tuple[np.ndarray, np.ndarray]:
+        """tcp position (..., 3) [m] and rotation (..., 3, 3) in the base frame."""
+        qb, lead = self._as_batch(q)
+        p, R, _, _ = self._forward(qb)
+        return p.reshape(lead + (3,)), R.reshape(lead + (3, 3))
+
+    def link_poses(self, q) -> np.ndarray:
+        """(..., len(link_names), 4, 4): pose of every chain frame (``link_names``) in the base frame."""
+        qb, lead = self._as_batch(q)
+        B = qb.shape[0]
+        out = np.empty((B, len(self.link_names), 4, 4))
+        T = np.broadcast_to(np.eye(4), (B, 4, 4)).copy()
+        out[:, 0] = T
+        k = 0
+        for i, j in enumerate(self.model.chain):
+            T = T @ j.origin
+            if j.movable:
+                Rq = np.broadcast_to(np.eye(4), (B, 4, 4)).copy()
+                K = _skew(j.axis)
+                s, c = np.sin(qb[:, k]), 1.0 - np.cos(qb[:, k])
+                Rq[:, :3, :3] += s[:, None, None] * K + c[:, None, None] * (K @ K)
+                T = T @ Rq
+                k += 1
+            out[:, i + 1] = T
+        return out.reshape(lead + (len(self.link_names), 4, 4))
+
+    def jacobian(self, q) -> np.ndarray:
+        """Geometric Jacobian of the tcp (..., 6, n): rows vx, vy, vz, wx, wy, wz (base frame)."""
+        qb, lead = self._as_batch(q)
+        p, _, axes, origins = self._forward(qb)
+        J = np.concatenate([np.cross(axes, p[:, None, :] - origins), axes], axis=-1)  # (B, n, 6)
+        return np.swapaxes(J, -1, -2).reshape(lead + (6, self.n))
+
+    # ------------------------------------------------------------------ closed-form seed
+    def _planar_geometry(self):
+        """Lengths of the iiwa-type structure, or None when the chain does not have it."""
+        q0 = np.zeros((1, self.n))
+        p, R, axes, o = self._forward(q0)
+        ax, o, p, R = axes[0], o[0], p[0], R[0]
+        if self.n != 7:
+            return None
+        z, y = np.array([0, 0, 1.0]), np.array([0, 1.0, 0])
+        ok = all(abs(abs(ax[k] @ z) - 1) < 1e-9 for k in (0, 2, 4, 6)) and all(
+            abs(abs(ax[k] @ y) - 1) < 1e-9 for k in (1, 3, 5))
+        ok &= bool(np.allclose(o[:, :2], 0, atol=1e-9) and np.allclose(p[:2], 0, atol=1e-9))
+        ok &= bool(np.allclose(o[1], o[2]) and np.allclose(o[3], o[4]) and np.allclose(o[5], o[6]))
+        if not ok:
+            return None
+        # link_7 frame at zero pose: R7_0, and tcp relative to the wrist centre in link_7
+        # frame of link_7 at q=0 is R_tcp @ post_R^T
+        R7 = R @ self._post[:3, :3].T
+        return dict(
+            shoulder=float(o[1, 2]), L1=float(o[3, 2] - o[1, 2]), L2=float(o[5, 2] - o[3, 2]),
+            s=np.array([np.sign(ax[k] @ (z if k % 2 == 0 else y)) for k in range(7)]),
+            tcp_in_7=R7.T @ (p - o[6]), R_tcp_in_7=R7.T @ R, R7_0=R7,
+        )
+
+    def closed_form_seed(self, target_pos, R_target=GRIPPER_DOWN_R) -> np.ndarray:
+        """Elbow-up joint vector (..., 7) with A3 = A5 = 0 for tcp targets (..., 3).
+
+        Exact for gripper-down targets reachable with A3 = A5 = 0 inside the limits; otherwise
+        a good starting point (clipped to the limits). Falls back to the middle of the ranges
+        for a chain that is not iiwa-shaped.
+        """
+        t = np.asarray(target_pos, dtype=np.float64)
+        lead = t.shape[:-1]
+        t = t.reshape(-1, 3)
+        B = t.shape[0]
+        g = self._analytic
+        if g is None:
+            return np.broadcast_to(self.mid, lead + (self.n,)).copy()
+        Rt = np.broadcast_to(np.asarray(R_target, dtype=np.float64), (B, 3, 3))
+        R7 = Rt @ g["R_tcp_in_7"].T  # link_7 orientation wanted
+        W = t - R7 @ g["tcp_in_7"]
+        sg = g["s"]
+        a1 = np.arctan2(W[:, 1], W[:, 0])
+        r = np.hypot(W[:, 0], W[:, 1])
+        flip = np.abs(a1) > self.upper[0] - self.config.limit_margin
+        a1 = np.where(flip, a1 - np.pi * np.sign(a1), a1)
+        r = np.where(flip, -r, r)
+        h = W[:, 2] - g["shoulder"]
+        L1, L2 = g["L1"], g["L2"]
+        D = np.clip(np.hypot(r, h), abs(L1 - L2) + 1e-6, L1 + L2 - 1e-9)
+        phi = np.arctan2(r, h)
+        beta = np.arccos(np.clip((L1 * L1 + D * D - L2 * L2) / (2 * L1 * D), -1, 1))
+        beta_w = np.arccos(np.clip((L2 * L2 + D * D - L1 * L1) / (2 * L2 * D), -1, 1))
+        sr = np.where(r >= 0, 1.0, -1.0)
+        t1 = phi - sr * beta  # upper-arm tilt from vertical (elbow above the shoulder-wrist line)
+        t2 = phi + sr * beta_w  # forearm tilt
+        # flange axis direction wanted: tilt of link_7's z axis in the arm plane
+        z7 = R7[:, :, 2]
+        c1, s1 = np.cos(a1), np.sin(a1)
+        z_plane = c1 * z7[:, 0] + s1 * z7[:, 1]
+        t3 = np.arctan2(z_plane, z7[:, 2])
+        t3 = np.where(np.abs(t3) > np.pi - 1e-9, np.pi * sr, t3)
+        q = np.zeros((B, 7))
+        q[:, 0] = sg[0] * a1
+        q[:, 1] = sg[1] * t1
+        q[:, 3] = sg[3] * (t2 - t1)
+        q[:, 5] = sg[5] * np.arctan2(np.sin(t3 - t2), np.cos(t3 - t2))
+        # A7: yaw so that link_7 matches R7
+        _, R_tcp, _, _ = self._forward(q)
+        R7_now = R_tcp @ g["R_tcp_in_7"].T
+        M = np.swapaxes(R7_now, -1, -2) @ R7
+        q[:, 6] = sg[6] * np.arctan2(M[:, 1, 0], M[:, 0, 0])
+        q = self.model.clip(q, self.config.limit_margin)
+        return q.reshape(lead + (7,))
+
+    # ------------------------------------------------------------------ inverse kinematics
+    def _secondary(self, q: np.ndarray, axes: np.ndarray, origins: np.ndarray) -> np.ndarray:
+        """Null-space velocity (B, n): raise the elbow, keep away from the limits."""
+        cfg = self.config
+        e = self._elbow
+        elbow = origins[:, e]  # the elbow joint's origin
+        # d(elbow z)/dq_k = (a_k x (elbow - o_k))_z for the joints before the elbow
+        d = elbow[:, None, :] - origins[:, :e]
+        a = axes[:, :e]
+        grad = np.zeros_like(q)
+        grad[:, :e] = a[..., 0] * d[..., 1] - a[..., 1] * d[..., 0]
+        centre = -(q - self.mid) / (self.half_range ** 2)
+        return cfg.elbow_up_gain * grad + cfg.centering_gain * centre
+
+    def _solve(self, t, Rt, q, max_iter):
+        cfg = self.config
+        B = q.shape[0]
+        lo, hi = self.lower + cfg.limit_margin, self.upper - cfg.limit_margin
+        iters = np.zeros(B, dtype=np.int64)
+        active = np.arange(B)
+        pos_err = np.full(B, np.inf)
+        rot_err = np.full(B, np.inf)
+        eye6 = np.eye(6)
+        for it in range(max_iter + 1):
+            qa = q[active]
+            p, R, axes, origins = self._forward(qa)
+            ep = t[active] - p
+            eo = rotation_error(Rt[active], R)
+            pe = np.linalg.norm(ep, axis=-1)
+            oe = np.linalg.norm(eo, axis=-1)
+            pos_err[active], rot_err[active] = pe, oe
+            done = (pe < cfg.position_tolerance) & (oe < cfg.orientation_tolerance)
+            if it == max_iter or np.all(done):
+                break
+            keep = ~done
+            active, qa, p, axes, origins = active[keep], qa[keep], p[keep], axes[keep], origins[keep]
+            ep, eo = ep[keep], eo[keep]
+            iters[active] += 1
+            J = np.concatenate([np.cross(axes, p[:, None, :] - origins), axes], axis=-1)  # (b, n, 6)
+            JT = J  # (b, n, 6) is J^T
+            Jm = np.swapaxes(J, -1, -2)  # (b, 6, n)
+            e = np.concatenate([ep, eo], axis=-1)
+            lam2 = 0.5 * np.sum(e * e, axis=-1) + cfg.min_damping ** 2
+            A = Jm @ JT + lam2[:, None, None] * eye6
+            z = self._secondary(qa, axes, origins)
+            rhs = e - (Jm @ z[..., None])[..., 0]
+            y = np.linalg.solve(A, rhs[..., None])[..., 0]
+            dq = z + (JT @ y[..., None])[..., 0]
+            m = np.max(np.abs(dq), axis=-1)
+            dq *= np.minimum(1.0, cfg.max_step / np.maximum(m, 1e-300))[:, None]
+            q[active] = np.clip(qa + dq, lo, hi)
+        return q, pos_err, rot_err, iters
+
+    def ik(self, target_pos_base, q_seed=None, *, R_target=GRIPPER_DOWN_R,
+           max_iterations: int | None = None) -> IKResult:
+        """Joint positions putting the tcp at ``target_pos_base`` (..., 3) [m] with orientation ``R_target``.
+
+        ``q_seed`` (..., 7) or (7,) is the warm start (e.g. the measured joints); None uses the
+        closed-form elbow-up seed. ``R_target`` is (3, 3) or (..., 3, 3) in the base frame.
+        Returns an :class:`IKResult`; ``q`` always lies inside the joint limits (minus the
+        configured margin), also when ``success`` is False (then it is the best effort).
+        """
+        t = np.asarray(target_pos_base, dtype=np.float64)
+        if t.shape[-1:] != (3,):
+            raise ValueError(f"IK target must have shape (..., 3), got {t.shape}")
+        if not np.all(np.isfinite(t)):
+            raise ValueError("IK target contains NaN or inf")
+        lead = t.shape[:-1]
+        t = t.reshape(-1, 3)
+        B = t.shape[0]
+        Rt = np.asarray(R_target, dtype=np.float64)
+        if Rt.shape[-2:] != (3, 3) or not np.all(np.isfinite(Rt)):
+            raise ValueError(f"R_target must be finite with shape (..., 3, 3), got {Rt.shape}")
+        Rt = np.broadcast_to(Rt, lead + (3, 3)).reshape(B, 3, 3)
+        max_iter = self.config.max_iterations if max_iterations is None else int(max_iterations)
+        if q_seed is None:
+            q0 = self.closed_form_seed(t, Rt)
+        else:
+            qs = np.asarray(q_seed, dtype=np.float64)
+            if qs.shape[-1:] != (self.n,) or not np.all(np.isfinite(qs)):
+                raise ValueError(f"q_seed must be finite with shape (..., {self.n}), got {qs.shape}")
+            q0 = self.model.clip(np.broadcast_to(qs, lead + (self.n,)).reshape(B, self.n), self.config.limit_margin)
+        q, pe, oe, iters = self._solve(t, Rt, q0.copy(), max_iter)
+        ok = (pe < self.config.position_tolerance) & (oe < self.config.orientation_tolerance)
+        if q_seed is not None and self.config.retry_from_closed_form and not np.all(ok):
+            bad = np.flatnonzero(~ok)
+            q2, pe2, oe2, it2 = self._solve(t[bad], Rt[bad], self.closed_form_seed(t[bad], Rt[bad]), max_iter)
+            better = (pe2 + oe2 * 0.1) < (pe[bad] + oe[bad] * 0.1)
+            sel = bad[better]
+            q[sel], pe[sel], oe[sel] = q2[better], pe2[better], oe2[better]
+            iters[bad] += it2
+            ok = (pe < self.config.position_tolerance) & (oe < self.config.orientation_tolerance)
+        return IKResult(q=q.reshape(lead + (self.n,)), success=ok.reshape(lead),
+                        position_error=pe.reshape(lead), orientation_error=oe.reshape(lead),
+                        iterations=iters.reshape(lead))
