@@ -34,6 +34,15 @@ from legion_bridge.robot.urdf_model import RobotModel, load_robot_model
 #: base yaw of +90 deg, as Metaworld's Sawyer gripper).
 GRIPPER_DOWN_R = np.diag([-1.0, 1.0, -1.0])
 
+#: "gripper pointing down" in the sim frame: tcp z = -sim z, fingers sliding along sim x
+#: (columns: tcp x, tcp y, tcp z). The gripper is symmetric, so the same orientation turned
+#: half a turn about tcp z is equally "down"; :func:`gripper_down_R` picks the one that
+#: keeps A7 mid-range for the mounting. With the upright default mount (base yaw +90 deg)
+#: this is GRIPPER_DOWN_R in the base frame.
+GRIPPER_DOWN_R_SIM = np.array([[0.0, -1.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 0.0, -1.0]])
+#: Half a turn about z.
+_RZ_PI = np.diag([-1.0, -1.0, 1.0])
+
 
 @dataclass(frozen=True)
 class IKConfig:
@@ -97,7 +106,13 @@ def rotation_error(R_target: np.ndarray, R: np.ndarray) -> np.ndarray:
 class Kinematics:
     """FK, Jacobian and IK of a :class:`RobotModel`'s tcp in the base frame (``link_0``)."""
 
-    def __init__(self, model: RobotModel | str = "iiwa7", config: IKConfig | None = None):
+    def __init__(self, model: RobotModel | str = "iiwa7", config: IKConfig | None = None, *,
+                 sim_from_base=None):
+        """``sim_from_base``: the base mounting (a calibration Transform or its 3x3 rotation).
+
+        It decides what "gripper down" and "elbow up" mean in the base frame (world down /
+        world up seen from the base). None = upright base (base z = world up).
+        """
         if isinstance(model, str):
             model = load_robot_model(model)
         self.model = model
@@ -131,6 +146,15 @@ class Kinematics:
         #: index of the elbow joint (A4): its frame origin is the elbow point
         self._elbow = 3 if self.n == 7 else self.n // 2
         self._analytic = self._planar_geometry()
+        R_mount = np.eye(3) if sim_from_base is None else np.asarray(getattr(sim_from_base, "R", sim_from_base),
+                                                                     dtype=np.float64)
+        if R_mount.shape != (3, 3) or not np.allclose(R_mount @ R_mount.T, np.eye(3), atol=1e-6):
+            raise ValueError("sim_from_base must be a rotation (3x3) or a Transform")
+        #: world up (sim +z) expressed in the base frame: the elbow is kept on this side
+        self.up_axis = R_mount.T @ np.array([0.0, 0.0, 1.0])
+        self._elbow_side = 1.0 if self.up_axis[2] >= 0 else -1.0
+        #: default IK orientation: gripper pointing down in the world, in the base frame
+        self.gripper_down_R = GRIPPER_DOWN_R if sim_from_base is None else gripper_down_R(self, R_mount)
 
     # ------------------------------------------------------------------ forward kinematics
     def _forward(self, q: np.ndarray):
@@ -214,12 +238,14 @@ class Kinematics:
             tcp_in_7=R7.T @ (p - o[6]), R_tcp_in_7=R7.T @ R, R7_0=R7,
         )
 
-    def closed_form_seed(self, target_pos, R_target=GRIPPER_DOWN_R) -> np.ndarray:
-        """Elbow-up joint vector (..., 7) with A3 = A5 = 0 for tcp targets (..., 3).
+    def closed_form_seed(self, target_pos, R_target=None) -> np.ndarray:
+        """Elbow-up joint vector (..., 7) with A3 = A5 = 0 for tcp targets (..., 3) in the base frame.
 
-        Exact for gripper-down targets reachable with A3 = A5 = 0 inside the limits; otherwise
-        a good starting point (clipped to the limits). Falls back to the middle of the ranges
-        for a chain that is not iiwa-shaped.
+        Exact for targets (gripper down or any orientation whose tool axis lies in the arm's
+        vertical plane) reachable with A3 = A5 = 0 inside the limits; otherwise a good starting
+        point (clipped to the limits). Of the two A1 branches (facing the wrist, or turned by
+        half a turn and reaching backwards) the one with the smaller limit violation is taken.
+        Falls back to the middle of the ranges for a chain that is not iiwa-shaped.
         """
         t = np.asarray(target_pos, dtype=np.float64)
         lead = t.shape[:-1]
@@ -228,42 +254,57 @@ class Kinematics:
         g = self._analytic
         if g is None:
             return np.broadcast_to(self.mid, lead + (self.n,)).copy()
-        Rt = np.broadcast_to(np.asarray(R_target, dtype=np.float64), (B, 3, 3))
+        Rt = self.gripper_down_R if R_target is None else np.asarray(R_target, dtype=np.float64)
+        Rt = np.broadcast_to(Rt, (B, 3, 3))
         R7 = Rt @ g["R_tcp_in_7"].T  # link_7 orientation wanted
-        W = t - R7 @ g["tcp_in_7"]
+        W = t - R7 @ g["tcp_in_7"]  # wrist centre
+        az = np.arctan2(W[:, 1], W[:, 0])
+        best_q, best_v = None, None
+        for flip in (False, True):
+            a1 = np.arctan2(np.sin(az + np.pi), np.cos(az + np.pi)) if flip else az
+            q = self._planar(W, R7, a1, -1.0 if flip else 1.0)
+            lim = self.upper - self.config.limit_margin
+            v = np.sum(np.maximum(0.0, np.abs(q - self.mid) - (lim - self.mid)), axis=-1)
+            if best_q is None:
+                best_q, best_v = q, v
+            else:
+                take = v < best_v - 1e-12
+                best_q[take] = q[take]
+        q = self.model.clip(best_q, self.config.limit_margin)
+        return q.reshape(lead + (7,))
+
+    def _planar(self, W: np.ndarray, R7: np.ndarray, a1: np.ndarray, side: float) -> np.ndarray:
+        """A3 = A5 = 0 solution with A1 = a1; side = +1 wrist in front of the arm plane, -1 behind."""
+        g = self._analytic
         sg = g["s"]
-        a1 = np.arctan2(W[:, 1], W[:, 0])
-        r = np.hypot(W[:, 0], W[:, 1])
-        flip = np.abs(a1) > self.upper[0] - self.config.limit_margin
-        a1 = np.where(flip, a1 - np.pi * np.sign(a1), a1)
-        r = np.where(flip, -r, r)
+        B = W.shape[0]
+        r = side * np.hypot(W[:, 0], W[:, 1])
         h = W[:, 2] - g["shoulder"]
         L1, L2 = g["L1"], g["L2"]
         D = np.clip(np.hypot(r, h), abs(L1 - L2) + 1e-6, L1 + L2 - 1e-9)
         phi = np.arctan2(r, h)
         beta = np.arccos(np.clip((L1 * L1 + D * D - L2 * L2) / (2 * L1 * D), -1, 1))
         beta_w = np.arccos(np.clip((L2 * L2 + D * D - L1 * L1) / (2 * L2 * D), -1, 1))
-        sr = np.where(r >= 0, 1.0, -1.0)
-        t1 = phi - sr * beta  # upper-arm tilt from vertical (elbow above the shoulder-wrist line)
-        t2 = phi + sr * beta_w  # forearm tilt
-        # flange axis direction wanted: tilt of link_7's z axis in the arm plane
-        z7 = R7[:, :, 2]
+        # elbow on the 'up' side of the shoulder-wrist line (up = world up seen from the base)
+        e = np.where(r >= 0, 1.0, -1.0) * self._elbow_side
+        t1 = phi - e * beta  # upper-arm tilt from the base z axis, in the arm plane
+        t2 = phi + e * beta_w  # forearm tilt
+        z7 = R7[:, :, 2]  # wanted direction of link_7's z axis
         c1, s1 = np.cos(a1), np.sin(a1)
         z_plane = c1 * z7[:, 0] + s1 * z7[:, 1]
         t3 = np.arctan2(z_plane, z7[:, 2])
-        t3 = np.where(np.abs(t3) > np.pi - 1e-9, np.pi * sr, t3)
+        t3 = np.where(np.abs(t3) > np.pi - 1e-9, np.pi * np.where(r >= 0, 1.0, -1.0), t3)
         q = np.zeros((B, 7))
         q[:, 0] = sg[0] * a1
         q[:, 1] = sg[1] * t1
         q[:, 3] = sg[3] * (t2 - t1)
         q[:, 5] = sg[5] * np.arctan2(np.sin(t3 - t2), np.cos(t3 - t2))
-        # A7: yaw so that link_7 matches R7
+        # A7: the roll that makes link_7 match R7
         _, R_tcp, _, _ = self._forward(q)
         R7_now = R_tcp @ g["R_tcp_in_7"].T
         M = np.swapaxes(R7_now, -1, -2) @ R7
         q[:, 6] = sg[6] * np.arctan2(M[:, 1, 0], M[:, 0, 0])
-        q = self.model.clip(q, self.config.limit_margin)
-        return q.reshape(lead + (7,))
+        return q
 
     # ------------------------------------------------------------------ inverse kinematics
     def _secondary(self, q: np.ndarray, axes: np.ndarray, origins: np.ndarray) -> np.ndarray:
@@ -271,11 +312,10 @@ class Kinematics:
         cfg = self.config
         e = self._elbow
         elbow = origins[:, e]  # the elbow joint's origin
-        # d(elbow z)/dq_k = (a_k x (elbow - o_k))_z for the joints before the elbow
+        # d(up . elbow)/dq_k = up . (a_k x (elbow - o_k)) for the joints before the elbow
         d = elbow[:, None, :] - origins[:, :e]
-        a = axes[:, :e]
         grad = np.zeros_like(q)
-        grad[:, :e] = a[..., 0] * d[..., 1] - a[..., 1] * d[..., 0]
+        grad[:, :e] = np.cross(axes[:, :e], d) @ self.up_axis
         centre = -(q - self.mid) / (self.half_range ** 2)
         return cfg.elbow_up_gain * grad + cfg.centering_gain * centre
 
@@ -318,12 +358,14 @@ class Kinematics:
             q[active] = np.clip(qa + dq, lo, hi)
         return q, pos_err, rot_err, iters
 
-    def ik(self, target_pos_base, q_seed=None, *, R_target=GRIPPER_DOWN_R,
+    def ik(self, target_pos_base, q_seed=None, *, R_target=None,
            max_iterations: int | None = None) -> IKResult:
         """Joint positions putting the tcp at ``target_pos_base`` (..., 3) [m] with orientation ``R_target``.
 
         ``q_seed`` (..., 7) or (7,) is the warm start (e.g. the measured joints); None uses the
-        closed-form elbow-up seed. ``R_target`` is (3, 3) or (..., 3, 3) in the base frame.
+        closed-form elbow-up seed. ``R_target`` is (3, 3) or (..., 3, 3) in the base frame;
+        None = :attr:`gripper_down_R` (gripper pointing down in the world for this mounting;
+        :data:`GRIPPER_DOWN_R` for an upright base).
         Returns an :class:`IKResult`; ``q`` always lies inside the joint limits (minus the
         configured margin), also when ``success`` is False (then it is the best effort).
         """
@@ -335,7 +377,7 @@ class Kinematics:
         lead = t.shape[:-1]
         t = t.reshape(-1, 3)
         B = t.shape[0]
-        Rt = np.asarray(R_target, dtype=np.float64)
+        Rt = self.gripper_down_R if R_target is None else np.asarray(R_target, dtype=np.float64)
         if Rt.shape[-2:] != (3, 3) or not np.all(np.isfinite(Rt)):
             raise ValueError(f"R_target must be finite with shape (..., 3, 3), got {Rt.shape}")
         Rt = np.broadcast_to(Rt, lead + (3, 3)).reshape(B, 3, 3)
@@ -360,3 +402,27 @@ class Kinematics:
         return IKResult(q=q.reshape(lead + (self.n,)), success=ok.reshape(lead),
                         position_error=pe.reshape(lead), orientation_error=oe.reshape(lead),
                         iterations=iters.reshape(lead))
+
+
+def gripper_down_R(kin: Kinematics, sim_from_base) -> np.ndarray:
+    """Gripper-down tcp orientation in the base frame for a base mounted with ``sim_from_base``.
+
+    Of the two equivalent orientations (fingers along sim x, turned by 0 or half a turn about
+    the tool axis) returns the one whose closed-form solution straight ahead of the base
+    needs the smaller |A7|, so the flange roll stays mid-range.
+    """
+    R_mount = np.asarray(getattr(sim_from_base, "R", sim_from_base), dtype=np.float64)
+    cands = [R_mount.T @ GRIPPER_DOWN_R_SIM, R_mount.T @ GRIPPER_DOWN_R_SIM @ _RZ_PI]
+    g = kin._analytic
+    if g is None:
+        return cands[0]
+    best, best_a7 = cands[0], np.inf
+    reach = 0.6 * (g["L1"] + g["L2"])
+    for Rc in cands:
+        R7 = Rc @ g["R_tcp_in_7"].T
+        W = np.array([reach, 0.0, g["shoulder"]])
+        t = W + R7 @ g["tcp_in_7"]
+        a7 = abs(float(kin.closed_form_seed(t, Rc)[6]))
+        if a7 < best_a7 - 1e-9:
+            best, best_a7 = Rc, a7
+    return best
