@@ -85,6 +85,11 @@ def _load():
                 raise LanguageModelUnavailable("sentence-transformers is not installed; "
                                                "it is needed to run the offline language model") from None
             try:
+                from transformers.utils import logging as hf_logging  # noqa: PLC0415
+                hf_logging.disable_progress_bar()  # no "Loading weights" bar in node logs
+            except ImportError:
+                pass
+            try:
                 _model = SentenceTransformer(path, device="cpu")
             except Exception as exc:  # noqa: BLE001 (any loader failure becomes one clear error)
                 raise LanguageModelUnavailable(f"cannot load the language model from {path}: {exc}") from exc

@@ -1,0 +1,65 @@
+"""Per-task facts of the Metaworld v3 tasks the agent knows, other than success and language.
+
+* :data:`QUAT_ORDER_BY_TASK`: the order in which the task's Metaworld env writes
+  object 1's quaternion into the observation (metaworld-v3.md; kept bit-for-bit).
+* :func:`default_binding`: which tracked objects fill the observation's object
+  slots and which goal, in the single-task scenes of the simulated cell (object
+  ``object``, goal ``goal``). The JSON shape is the one of ``/legion/binding``
+  (docs/architecture.md) without the ``skill`` key.
+"""
+from __future__ import annotations
+
+from legion_policy.observation_layout import QUAT_ORDERS
+
+#: Object-1 quaternion order of each task's observation.
+QUAT_ORDER_BY_TASK: dict[str, str] = {
+    "reach-v3": "xyzw", "push-v3": "xyzw", "pick-place-v3": "xyzw", "door-open-v3": "xyzw",
+    "peg-insert-side-v3": "xyzw",
+    "drawer-open-v3": "wxyz", "button-press-topdown-v3": "wxyz",
+    "drawer-close-v3": "zero", "window-open-v3": "zero", "window-close-v3": "zero",
+}
+assert set(QUAT_ORDER_BY_TASK.values()) <= set(QUAT_ORDERS)
+
+#: Names of the tracked object and goal in the single-task scenes of the sim cell.
+SINGLE_TASK_OBJECT = "object"
+SINGLE_TASK_GOAL = "goal"
+
+
+def quat_order(task: str) -> str:
+    """Quaternion order of ``task``; ``xyzw`` (ROS order) for a task this table does not know."""
+    return QUAT_ORDER_BY_TASK.get(task, "xyzw")
+
+
+def default_binding(task: str) -> dict:
+    """Object binding of ``task`` in its single-task scene."""
+    return {"objects": [SINGLE_TASK_OBJECT], "goal": None, "goal_object": SINGLE_TASK_GOAL,
+            "quat_order": quat_order(task)}
+
+
+def validate_binding(binding: dict, where: str = "binding") -> dict:
+    """Check the shape of a binding (``objects``, ``goal``, ``goal_object``, ``quat_order``); ValueError."""
+    if not isinstance(binding, dict):
+        raise ValueError(f"{where}: expected a mapping, got {type(binding).__name__}")
+    unknown = sorted(set(binding) - {"skill", "objects", "goal", "goal_object", "quat_order"})
+    if unknown:
+        raise ValueError(f"{where}: unknown keys {unknown}")
+    objects = binding.get("objects", [])
+    if not isinstance(objects, list) or len(objects) > 2 or not all(isinstance(o, str) and o for o in objects):
+        raise ValueError(f"{where}: 'objects' must be a list of at most 2 object names, got {objects!r}")
+    goal = binding.get("goal")
+    if goal is not None:
+        if not isinstance(goal, (list, tuple)) or len(goal) != 3:
+            raise ValueError(f"{where}: 'goal' must be [x, y, z] or null, got {goal!r}")
+        goal = [float(v) for v in goal]
+    goal_object = binding.get("goal_object")
+    if goal_object is not None and not (isinstance(goal_object, str) and goal_object):
+        raise ValueError(f"{where}: 'goal_object' must be an object name or null, got {goal_object!r}")
+    if goal is not None and goal_object is not None:
+        raise ValueError(f"{where}: give either 'goal' or 'goal_object', not both")
+    order = binding.get("quat_order", "xyzw")
+    if order not in QUAT_ORDERS:
+        raise ValueError(f"{where}: 'quat_order' must be one of {QUAT_ORDERS}, got {order!r}")
+    out = {"objects": list(objects), "goal": goal, "goal_object": goal_object, "quat_order": order}
+    if "skill" in binding:
+        out = {"skill": binding["skill"], **out}
+    return out
