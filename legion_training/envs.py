@@ -1,0 +1,174 @@
+"""Metaworld v3 tasks by name, wrapped to the shared observation layout.
+
+* Observations are re-expressed in a layout of legion_policy.observation_layout
+  by field name (the 39-d Metaworld observation *is* the ``metaworld39`` layout,
+  so every other layout's fields are picked from it by name; no size is repeated here).
+* Episodes last ``episode_length`` steps (150 in the method); that end is a
+  time limit (``truncated``), never ``terminated``.
+* Rewards are divided by a running standard deviation of the rewards seen
+  (no mean subtraction), per task.
+* Seeding: a task's variations (object/goal placements) are Metaworld's MT1
+  train tasks of ``metaworld.MT1(name, seed=seed)``; which variation each
+  episode uses comes from a numpy Generator seeded with ``seed``. Metaworld's
+  own ``reset(seed=...)`` is ignored by the library, so nothing else is random.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+from legion_policy.observation_layout import METAWORLD39, ObservationLayout, get_layout  # noqa: E402
+
+def instruction_for(task: str, overrides: dict | None = None) -> str:
+    """The instruction text of ``task``: config override, else legion_policy.language's default,
+    else the task name in words (``faucet-open-v3`` -> ``faucet open``)."""
+    from legion_policy.language import DEFAULT_INSTRUCTIONS
+
+    if overrides and task in overrides:
+        return str(overrides[task])
+    if task in DEFAULT_INSTRUCTIONS:
+        return DEFAULT_INSTRUCTIONS[task]
+    return task.rsplit("-v", 1)[0].replace("-", " ")
+
+
+def known_tasks() -> list[str]:
+    import metaworld.envs  # noqa: F401  (registers the v3 classes)
+    from metaworld.env_dict import ALL_V3_ENVIRONMENTS
+    return sorted(ALL_V3_ENVIRONMENTS)
+
+
+class RunningStd:
+    """Running standard deviation of a scalar stream (Welford); rewards are divided by it."""
+
+    def __init__(self, eps: float = 1e-8) -> None:
+        self.eps = eps
+        self.count = 0
+        self.mean = 0.0
+        self.m2 = 0.0
+
+    def update(self, x: float) -> None:
+        self.count += 1
+        d = x - self.mean
+        self.mean += d / self.count
+        self.m2 += d * (x - self.mean)
+
+    @property
+    def std(self) -> float:
+        if self.count < 2:
+            return 1.0
+        return math.sqrt(self.m2 / (self.count - 1))
+
+    def normalize(self, x: float) -> float:
+        return x / (self.std + self.eps)
+
+    def state_dict(self) -> dict:
+        return {"count": self.count, "mean": self.mean, "m2": self.m2}
+
+    def load_state_dict(self, d: dict) -> None:
+        self.count, self.mean, self.m2 = int(d["count"]), float(d["mean"]), float(d["m2"])
+
+
+def layout_indices(layout: ObservationLayout) -> np.ndarray:
+    """Indices into the 39-d Metaworld observation giving ``layout`` (fields picked by name)."""
+    idx = []
+    for f in layout.fields:
+        try:
+            s = METAWORLD39.slice(f.name)
+        except KeyError:
+            raise ValueError(f"layout {layout.name!r}: field {f.name!r} is not in the Metaworld observation") from None
+        idx.extend(range(s.start, s.stop))
+    return np.asarray(idx, dtype=np.int64)
+
+
+@dataclass
+class StepResult:
+    obs: np.ndarray
+    reward: float          # normalised (what the learner sees)
+    raw_reward: float
+    terminated: bool       # always False: Metaworld tasks have no terminal states
+    truncated: bool        # time limit reached
+    success: bool
+
+
+class MetaworldTask:
+    """One Metaworld v3 task in the shared layout, with the method's episode length and reward scale."""
+
+    def __init__(self, name: str, layout: str | ObservationLayout = "compact12", *, seed: int = 0,
+                 episode_length: int = 150, normalize_reward: bool = True, reward_norm_eps: float = 1e-8) -> None:
+        import metaworld
+
+        self.name = name
+        self.layout = get_layout(layout) if isinstance(layout, str) else layout
+        self._idx = layout_indices(self.layout)
+        try:
+            self._benchmark = metaworld.MT1(name, seed=seed)
+        except Exception as exc:  # metaworld raises a bare assertion/KeyError for unknown names
+            raise ValueError(f"unknown Metaworld task {name!r} ({exc}); known v3 tasks: {known_tasks()}") from None
+        self._env = self._benchmark.train_classes[name]()
+        self._variations = list(self._benchmark.train_tasks)
+        self._rng = np.random.default_rng(seed)
+        self.episode_length = int(episode_length)
+        if self.episode_length > self._env.max_path_length:
+            raise ValueError(f"episode_length {episode_length} > Metaworld's limit {self._env.max_path_length}")
+        self.normalize_reward = normalize_reward
+        self.reward_std = RunningStd(reward_norm_eps)
+        self.t = 0
+        self.variation = -1
+
+    @property
+    def obs_dim(self) -> int:
+        return self.layout.size
+
+    @property
+    def n_variations(self) -> int:
+        return len(self._variations)
+
+    def _convert(self, raw: np.ndarray) -> np.ndarray:
+        return np.asarray(raw, dtype=np.float64)[self._idx].astype(np.float32)
+
+    def reset(self, variation: int | None = None) -> np.ndarray:
+        """Start an episode on a variation (drawn from the seeded generator when not given)."""
+        if variation is None:
+            variation = int(self._rng.integers(self.n_variations))
+        self.variation = variation % self.n_variations
+        self._env.set_task(self._variations[self.variation])
+        raw, _ = self._env.reset()
+        self.t = 0
+        return self._convert(raw)
+
+    def step(self, action: np.ndarray) -> StepResult:
+        if self.t >= self.episode_length:
+            raise RuntimeError(f"{self.name}: step() after the episode ended; call reset()")
+        a = np.clip(np.asarray(action, dtype=np.float64).reshape(-1), -1.0, 1.0)
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"{self.name}: non-finite action {a}")
+        raw, r, _term, _trunc, info = self._env.step(a)
+        self.t += 1
+        r = float(r)
+        if self.normalize_reward:
+            self.reward_std.update(r)
+            rn = self.reward_std.normalize(r)
+        else:
+            rn = r
+        return StepResult(self._convert(raw), rn, r, False, self.t >= self.episode_length,
+                          bool(info.get("success", 0.0) >= 1.0))
+
+    def rng_state(self) -> dict:
+        return self._rng.bit_generator.state
+
+    def set_rng_state(self, state: dict) -> None:
+        self._rng.bit_generator.state = state
+
+    def close(self) -> None:
+        self._env.close()
+
+
+def make_task(name: str, env_cfg, seed: int) -> MetaworldTask:
+    """A task from the ``env`` section of a TrainConfig."""
+    return MetaworldTask(name, env_cfg.layout, seed=seed, episode_length=env_cfg.episode_length,
+                         normalize_reward=env_cfg.normalize_reward, reward_norm_eps=env_cfg.reward_norm_eps)

@@ -1,0 +1,64 @@
+"""Export the frozen agent of a run through legion_policy.agent_format.save_agent.
+
+The deployed networks are exactly the trained encoder and actor
+(legion_policy.networks.DeployedPolicy); skills carry the run's instruction
+texts and the embeddings the agent was trained with; the evaluation table is
+the latest evaluation of every task; the provenance keeps the training config,
+the success matrix and the stream metrics.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from legion_policy.agent_format import SkillSpec, save_agent
+from legion_policy.networks import DeployedPolicy, NetworkConfig
+from legion_policy.observation_layout import ACTION_SPEC, get_layout
+
+from .config import config_from_dict
+from .learner import uses_encoder
+from .lifelong import CHECKPOINT
+
+
+def export_run(run_dir: str | Path, out: str | Path | None = None, *, overwrite: bool = False) -> Path:
+    run = Path(run_dir)
+    ckpt = run / CHECKPOINT
+    if not ckpt.is_file():
+        raise FileNotFoundError(f"{run}: no {CHECKPOINT} (is this a legion-train run directory?)")
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    cfg = config_from_dict(state["config"])
+    if not uses_encoder(cfg.run.algorithm):
+        raise ValueError(f"run algorithm {cfg.run.algorithm!r} has no task-inference encoder; only legion and "
+                         "legion_gaussian runs export as a frozen agent (baselines are for comparison)")
+    if not cfg.language.enabled:
+        raise ValueError("this run was trained without language embeddings; the frozen agent format needs them")
+    layout = get_layout(cfg.env.layout)
+    embeddings = np.asarray(state["embeddings"], dtype=np.float32)
+    net_cfg = NetworkConfig(obs_dim=layout.size, embedding_dim=embeddings.shape[1], latent_dim=cfg.net.latent_dim,
+                            action_dim=ACTION_SPEC.size, encoder_hidden=tuple(cfg.net.encoder_hidden),
+                            actor_hidden=tuple(cfg.net.actor_hidden))
+    policy = DeployedPolicy(net_cfg)
+    policy.encoder.load_state_dict(state["learner"]["encoder"])
+    policy.actor.load_state_dict(state["learner"]["actor"])
+    policy.eval()
+
+    latest: dict[str, dict] = {}
+    for row in state["eval_history"]:
+        latest[row["task"]] = row
+    evaluation = {t: {"success_rate": float(r["success"]), "episodes": int(r["episodes"]), "step": int(r["step"]),
+                      "mean_return": float(r["return"])} for t, r in latest.items()}
+    metrics_path = run / "metrics.json"
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    skills = [SkillSpec(name=t, instruction=text, embedding=emb)
+              for t, text, emb in zip(cfg.env.tasks, state["instructions"], embeddings)]
+    steps = int(state["counters"]["step"])
+    notes = (f"legion-train run {run.resolve().name}: algorithm {cfg.run.algorithm}, regime {cfg.run.regime}, "
+             f"seed {cfg.run.seed}, {steps} env steps")
+    training = {"config": cfg.to_dict(), "steps": steps,
+                "stream_metrics": {k: metrics.get(k) for k in ("average_success", "forgetting", "backward_transfer",
+                                                               "success_matrix", "dpmm_K", "dpmm_purity")}}
+    return save_agent(Path(out) if out else run / "agent", policy, layout, skills,
+                      training_config=training, evaluation=evaluation, notes=notes, overwrite=overwrite)

@@ -1,0 +1,397 @@
+"""The lifelong loop: one task at a time (or all together for MT-SAC), evaluation of ALL tasks, metrics.
+
+Per task (phase) of the stream:
+  * optimisers are re-created, networks and the one replay buffer are kept;
+  * the first ``sac.random_steps`` steps use uniform random actions;
+  * one SAC update per env step (``sac.updates_per_step``) once ``sac.learning_starts``
+    transitions are stored; one VAE update every ``vae.update_every`` steps;
+  * the DPMM is fitted on z of ``dpmm.n_samples`` transitions of the whole buffer
+    ``dpmm.first_fit`` steps into the task and then every ``dpmm.fit_every`` steps;
+  * every ``eval.every`` steps and at the end of the task ALL tasks are evaluated
+    (deterministic actions, ``eval.episodes`` x ``env.episode_length`` steps, an episode
+    succeeds if Metaworld's info['success'] was ever 1).
+
+The end-of-task evaluations form the task x phase success matrix M[i, j] (task i after
+training phase j), from which :func:`stream_metrics` derives average success,
+forgetting and backward transfer. Everything is written under the run directory;
+checkpoints are written atomically (temp file + os.replace) so a kill loses at most
+``run.checkpoint_every`` steps. A resumed run starts a fresh episode.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import yaml
+
+from legion_policy.observation_layout import ACTION_SPEC
+
+from .config import TrainConfig, config_from_dict
+from .dpmm import DPMM, responsibilities
+from .envs import MetaworldTask, instruction_for, make_task
+from .learner import Learner, uses_encoder
+from .replay import ReplayBuffer
+
+CHECKPOINT = "checkpoint.pt"
+CONFIG_FILE = "config.yaml"
+
+
+# ------------------------------------------------------------------ metrics
+
+
+def stream_metrics(matrix: np.ndarray) -> dict:
+    """Metrics of a task x phase success matrix M (rows: tasks in stream order, columns: phases).
+
+    average_success: mean_i M[i, -1] (all tasks, seen or not, after the last phase).
+    forgetting: mean over tasks i < T-1 of max_{i <= j < T-1} M[i, j] - M[i, T-1] (0 for one phase).
+    backward_transfer: mean over tasks i < T-1 of M[i, T-1] - M[i, i] (0 for one phase).
+    """
+    M = np.asarray(matrix, dtype=np.float64)
+    n_tasks, n_phases = M.shape
+    final = M[:, -1]
+    out = {"average_success": float(np.mean(final)), "final_success": [float(x) for x in final],
+           "forgetting": 0.0, "backward_transfer": 0.0}
+    learned = [i for i in range(min(n_tasks, n_phases - 1))]
+    if learned:
+        out["forgetting"] = float(np.mean([M[i, i:n_phases - 1].max() - M[i, -1] for i in learned]))
+        out["backward_transfer"] = float(np.mean([M[i, -1] - M[i, i] for i in learned]))
+    return out
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def atomic_torch_save(obj, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as fh:
+        torch.save(obj, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def task_embeddings(cfg: TrainConfig) -> tuple[list[str], np.ndarray]:
+    """Instruction text and MiniLM embedding of every task of the stream."""
+    from legion_policy.language import embed
+
+    texts = [instruction_for(t, cfg.env.instructions) for t in cfg.env.tasks]
+    return texts, embed(texts)
+
+
+class Trainer:
+    """Runs (or resumes) one training run in ``run_dir``."""
+
+    def __init__(self, cfg: TrainConfig | None, run_dir: str | os.PathLike, *, resume: bool = False,
+                 device: str | None = None, log: Callable[[str], None] = print) -> None:
+        self.run_dir = Path(run_dir)
+        self.log = log
+        ckpt_path = self.run_dir / CHECKPOINT
+        state = None
+        if resume:
+            if not ckpt_path.is_file():
+                raise FileNotFoundError(f"--resume {self.run_dir}: no {CHECKPOINT} there (nothing to resume)")
+            state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+            cfg = config_from_dict(state["config"])
+        if device is not None:
+            cfg.run.device = device
+        self.cfg = cfg
+        torch.set_num_threads(max(1, cfg.run.torch_threads))
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if not resume:
+            atomic_write_text(self.run_dir / CONFIG_FILE, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+
+        seed = cfg.run.seed
+        torch.manual_seed(seed)
+        self.rng = np.random.default_rng(seed)
+        self.tasks = list(cfg.env.tasks)
+        # one training env and one evaluation env per task (own seeds: evaluation never moves training RNG)
+        self.envs = [make_task(t, cfg.env, seed=seed + 1000 * i) for i, t in enumerate(self.tasks)]
+        self.eval_envs = [MetaworldTask(t, cfg.env.layout, seed=cfg.eval.seed + 1000 * i,
+                                        episode_length=cfg.env.episode_length, normalize_reward=False)
+                          for i, t in enumerate(self.tasks)]
+        obs_dim = self.envs[0].obs_dim
+        if state is not None:
+            self.instructions, self.embeddings = list(state["instructions"]), np.asarray(state["embeddings"])
+        else:
+            self.instructions, self.embeddings = task_embeddings(cfg)
+        self.learner = Learner(cfg, obs_dim, ACTION_SPEC.size, self.embeddings)
+        self.replay = ReplayBuffer(obs_dim, ACTION_SPEC.size, cfg.sac.replay_capacity)
+        self.dpmm = DPMM(cfg.dpmm)
+
+        n_phases = len(self.tasks) if cfg.run.regime == "lifelong" else 1
+        self.matrix = np.full((len(self.tasks), n_phases), np.nan)
+        self.eval_history: list[dict] = []   # one row per (evaluation, task)
+        self.dpmm_history: list[dict] = []   # one row per DPMM fit
+        self.step = 0                        # env steps of the whole run
+        self.phase = 0                       # index of the current phase (task in lifelong)
+        self.phase_step = 0                  # env steps into the current phase
+        self.update_credit = 0.0
+        self.n_updates = 0
+        self.last_success = float("nan")
+        self.resumed_from: int | None = None
+        if state is not None:
+            self._load(state)
+        self.writer = None
+
+    # ------------------------------------------------------------- properties
+    @property
+    def n_phases(self) -> int:
+        return self.matrix.shape[1]
+
+    @property
+    def steps_per_phase(self) -> int:
+        c = self.cfg
+        return c.run.steps_per_task * (1 if c.run.regime == "lifelong" else len(self.tasks))
+
+    @property
+    def total_steps(self) -> int:
+        return self.steps_per_phase * self.n_phases
+
+    @property
+    def done(self) -> bool:
+        return self.phase >= self.n_phases
+
+    # ------------------------------------------------------------- checkpoint
+    def _state(self) -> dict:
+        return {
+            "config": self.cfg.to_dict(), "instructions": self.instructions, "embeddings": self.embeddings,
+            "learner": self.learner.state_dict(), "replay": self.replay.state_dict(),
+            "dpmm": self.dpmm.state_dict(),
+            "counters": {"step": self.step, "phase": self.phase, "phase_step": self.phase_step,
+                         "update_credit": self.update_credit, "n_updates": self.n_updates},
+            "matrix": self.matrix, "eval_history": self.eval_history, "dpmm_history": self.dpmm_history,
+            "rng": {"numpy": self.rng.bit_generator.state, "torch": torch.get_rng_state(),
+                    "envs": [e.rng_state() for e in self.envs]},
+            "reward_std": [e.reward_std.state_dict() for e in self.envs],
+        }
+
+    def _load(self, s: dict) -> None:
+        self.learner.load_state_dict(s["learner"])
+        self.replay.load_state_dict(s["replay"])
+        self.dpmm.load_state_dict(s["dpmm"])
+        c = s["counters"]
+        self.step, self.phase, self.phase_step = int(c["step"]), int(c["phase"]), int(c["phase_step"])
+        self.update_credit, self.n_updates = float(c["update_credit"]), int(c["n_updates"])
+        self.matrix = np.asarray(s["matrix"], dtype=np.float64)
+        self.eval_history, self.dpmm_history = list(s["eval_history"]), list(s["dpmm_history"])
+        self.rng.bit_generator.state = s["rng"]["numpy"]
+        torch.set_rng_state(s["rng"]["torch"])
+        for e, st, rs in zip(self.envs, s["rng"]["envs"], s["reward_std"]):
+            e.set_rng_state(st)
+            e.reward_std.load_state_dict(rs)
+        self.resumed_from = self.step
+
+    def save_checkpoint(self) -> Path:
+        path = self.run_dir / CHECKPOINT
+        atomic_torch_save(self._state(), path)
+        return path
+
+    # ------------------------------------------------------------- evaluation
+    def evaluate(self) -> list[dict]:
+        """Evaluate every task: deterministic actions, success = ever succeeded in the episode."""
+        rows = []
+        for i, env in enumerate(self.eval_envs):
+            succ, rets = [], []
+            for ep in range(self.cfg.eval.episodes):
+                obs = env.reset(variation=ep)  # fixed variations: evaluations are comparable over time
+                ok, ret = False, 0.0
+                for _ in range(env.episode_length):
+                    r = env.step(self.learner.act(obs, i, deterministic=True))
+                    ok, ret, obs = ok or r.success, ret + r.raw_reward, r.obs
+                    if r.truncated:
+                        break
+                succ.append(ok)
+                rets.append(ret)
+            rows.append({"step": self.step, "phase": self.phase, "task": self.tasks[i],
+                         "success": float(np.mean(succ)), "return": float(np.mean(rets)),
+                         "episodes": len(succ)})
+        self.eval_history.extend(rows)
+        current = self.phase if self.cfg.run.regime == "lifelong" else None
+        self.last_success = rows[current]["success"] if current is not None and current < len(rows) \
+            else float(np.mean([r["success"] for r in rows]))
+        if self.writer is not None:
+            for r in rows:
+                self.writer.add_scalar(f"eval/success/{r['task']}", r["success"], self.step)
+                self.writer.add_scalar(f"eval/return/{r['task']}", r["return"], self.step)
+            self.writer.add_scalar("eval/average_success", float(np.mean([r["success"] for r in rows])), self.step)
+        return rows
+
+    # ------------------------------------------------------------- DPMM
+    def fit_dpmm(self) -> None:
+        n = min(self.cfg.dpmm.n_samples, len(self.replay))
+        idx = self.replay.sample_indices(self.rng, n)
+        b = self.replay.batch(idx)
+        z = self.learner.latent(b["obs"], b["task"], sample=True)
+        t0 = time.time()
+        mixture = self.dpmm.fit(z)
+        self.learner.set_mixture(mixture)
+        # latent snapshot for the plots: mu of a subset, its task and its DPMM cluster
+        m = min(self.cfg.run.latent_snapshot, n)
+        mu = self.learner.latent(b["obs"][:m], b["task"][:m], sample=False)
+        cluster = responsibilities(mu, mixture).argmax(1)
+        snap_dir = self.run_dir / "latent"
+        snap_dir.mkdir(exist_ok=True)
+        np.savez(snap_dir / f"fit_{self.dpmm.n_fits:04d}.npz", z=mu, task=b["task"][:m], cluster=cluster,
+                 step=self.step, K=mixture.K)
+        row = {"step": self.step, "phase": self.phase, "fit": self.dpmm.n_fits, "K": mixture.K,
+               "seconds": round(time.time() - t0, 3), "purity": cluster_purity(b["task"][:m], cluster)}
+        self.dpmm_history.append(row)
+        self.log(f"DPMM fit {row['fit']} at step {self.step}: K={row['K']} purity={row['purity']:.2f}")
+        if self.writer is not None:
+            self.writer.add_scalar("dpmm/K", mixture.K, self.step)
+
+    def _dpmm_due(self) -> bool:
+        if self.cfg.run.algorithm != "legion":
+            return False
+        d = self.cfg.dpmm
+        s = self.phase_step
+        return s == d.first_fit or (s > d.first_fit and (s - d.first_fit) % d.fit_every == 0)
+
+    # ------------------------------------------------------------- the loop
+    def current_task(self, episode_index: int) -> int:
+        if self.cfg.run.regime == "lifelong":
+            return self.phase
+        return episode_index % len(self.tasks)
+
+    def train(self, progress: Callable[["Trainer"], None] | None = None, stop_after: int | None = None) -> dict:
+        """Run until the stream is done (or ``stop_after`` more env steps); returns the stream metrics."""
+        from torch.utils.tensorboard import SummaryWriter
+
+        cfg = self.cfg
+        self.writer = SummaryWriter(str(self.run_dir / "tb"))
+        if self.resumed_from is not None:
+            self.log(f"resumed at step {self.step} (phase {self.phase}, {self.phase_step} steps into it)")
+        stop_at = self.total_steps if stop_after is None else min(self.total_steps, self.step + stop_after)
+        episode_index = 0
+        task = self.current_task(episode_index)
+        obs = self.envs[task].reset()
+        last_log = self.step
+        t_start, steps_start = time.time(), self.step
+        try:
+            while not self.done and self.step < stop_at:
+                if self.phase_step == 0:
+                    self.learner.reset_optimizers()
+                    self.log(f"phase {self.phase}: {self._phase_name()}")
+                # act
+                if self.phase_step < cfg.sac.random_steps:
+                    action = self.rng.uniform(ACTION_SPEC.low, ACTION_SPEC.high, ACTION_SPEC.size).astype(np.float32)
+                else:
+                    action = self.learner.act(obs, task, deterministic=False)
+                r = self.envs[task].step(action)
+                self.replay.add(obs, action, r.reward, r.obs, r.terminated, task)
+                obs = r.obs
+                self.step += 1
+                self.phase_step += 1
+                if r.terminated or r.truncated:
+                    episode_index += 1
+                    task = self.current_task(episode_index)
+                    obs = self.envs[task].reset()
+                # learn
+                info = {}
+                if len(self.replay) >= cfg.sac.learning_starts:
+                    self.update_credit += cfg.sac.updates_per_step
+                    while self.update_credit >= 1.0:
+                        info = self.learner.update_sac(self.learner.to_batch(self.replay.sample(self.rng, cfg.sac.batch_size)))
+                        self.update_credit -= 1.0
+                        self.n_updates += 1
+                    if uses_encoder(cfg.run.algorithm) and self.phase_step % cfg.vae.update_every == 0:
+                        info.update(self.learner.update_vae(
+                            self.learner.to_batch(self.replay.sample(self.rng, cfg.vae.batch_size))))
+                if self._dpmm_due():
+                    self.fit_dpmm()
+                if self.step - last_log >= cfg.run.log_every and info:
+                    for k, v in info.items():
+                        self.writer.add_scalar(k, v, self.step)
+                    self.writer.add_scalar("train/alpha_current_task", self.learner.log_alpha[task].exp().item(), self.step)
+                    self.writer.add_scalar("train/steps_per_s", (self.step - steps_start) / max(time.time() - t_start, 1e-9), self.step)
+                    last_log = self.step
+                # evaluate / finish the phase
+                phase_end = self.phase_step >= self.steps_per_phase
+                if self.phase_step % cfg.eval.every == 0 or phase_end:
+                    rows = self.evaluate()
+                    if phase_end:
+                        self.matrix[:, self.phase] = [row["success"] for row in rows]
+                        self.phase += 1
+                        self.phase_step = 0
+                        self.update_credit = 0.0
+                        self.write_results()
+                        if not self.done and cfg.run.regime == "lifelong":
+                            task = self.phase
+                            obs = self.envs[task].reset()
+                if self.step % cfg.run.checkpoint_every == 0 or self.done:
+                    self.save_checkpoint()
+                if progress is not None:
+                    progress(self)
+        finally:
+            self.writer.flush()
+            self.writer.close()
+            self.writer = None
+        if self.done:
+            self.save_checkpoint()
+            return self.write_results()
+        return {}
+
+    def _phase_name(self) -> str:
+        if self.cfg.run.regime == "lifelong":
+            return self.tasks[self.phase]
+        return "multitask: " + ", ".join(self.tasks)
+
+    # ------------------------------------------------------------- results
+    def write_results(self) -> dict:
+        """success_matrix.csv, eval_history.csv, dpmm_history.csv, metrics.json (what is known so far)."""
+        d = self.run_dir
+        phases = [f"after_{self.tasks[j]}" if self.cfg.run.regime == "lifelong" else "multitask"
+                  for j in range(self.n_phases)]
+        with open(d / "success_matrix.csv", "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["task", *phases])
+            for i, t in enumerate(self.tasks):
+                w.writerow([t, *("" if np.isnan(x) else f"{x:.4f}" for x in self.matrix[i])])
+        for name, rows in (("eval_history.csv", self.eval_history), ("dpmm_history.csv", self.dpmm_history)):
+            if rows:
+                with open(d / name, "w", newline="") as fh:
+                    w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+                    w.writeheader()
+                    w.writerows(rows)
+        done_phases = int(np.sum(~np.isnan(self.matrix[0])))
+        metrics = {"algorithm": self.cfg.run.algorithm, "regime": self.cfg.run.regime, "seed": self.cfg.run.seed,
+                   "tasks": self.tasks, "steps": self.step, "phases_done": done_phases,
+                   "gradient_updates": self.n_updates,
+                   "dpmm_K": self.dpmm.K, "dpmm_purity": self.dpmm_history[-1]["purity"] if self.dpmm_history else None}
+        if done_phases:
+            metrics.update(stream_metrics(self.matrix[:, :done_phases]))
+            metrics["success_matrix"] = [[None if np.isnan(x) else float(x) for x in row] for row in self.matrix]
+        atomic_write_text(d / "metrics.json", json.dumps(metrics, indent=2))
+        return metrics
+
+    def final_evaluation_table(self) -> dict:
+        """Per task: the latest evaluation's success rate and episode count (for the exported agent)."""
+        latest: dict[str, dict] = {}
+        for row in self.eval_history:
+            latest[row["task"]] = row
+        return {t: {"success_rate": r["success"], "episodes": r["episodes"], "step": r["step"]}
+                for t, r in latest.items()}
+
+
+def cluster_purity(labels: np.ndarray, clusters: np.ndarray) -> float:
+    """Fraction of points whose cluster's majority label is their own label (1.0 = every cluster is one task)."""
+    labels, clusters = np.asarray(labels), np.asarray(clusters)
+    if labels.size == 0:
+        return float("nan")
+    hit = 0
+    for c in np.unique(clusters):
+        members = labels[clusters == c]
+        hit += np.bincount(members).max()
+    return float(hit / labels.size)
