@@ -67,6 +67,19 @@ GRIPPER_GAP_AT_FULL_OPENING_M = 0.1
 #: Quaternion orders used by Metaworld v3 tasks for object 1 (see metaworld-v3.md).
 QUAT_ORDERS = ("xyzw", "wxyz", "zero")
 
+#: Where the observation's "hand" point sits relative to the fingertip centre (tool-centre point),
+#: sim frame, gripper pointing down [m]. Metaworld's observation[0:3] is the Sawyer's ``hand`` body,
+#: not the fingertip centre (``tcp_center``): measured over random rollouts of every MT10 task the
+#: fingertip centre is 0.0450 m below the hand body (x/y scatter < 1 mm, up to 6 mm while pushing).
+#: A robot whose tool-centre point is the fingertip centre reports ``hand = tcp + HAND_FROM_TCP_M`` so
+#: that the policy sees its fingers where it learned to expect them; sim2real inverts it.
+HAND_FROM_TCP_M = (0.0, 0.0, 0.045)
+
+#: Metaworld clips the hand position of every observation it emits from ``step`` to this box
+#: (``SawyerXYZEnv._HAND_SPACE``, sim frame, m); the gripper opening to [-1, 1].
+METAWORLD_HAND_OBS_LOW = (-0.525, 0.348, -0.0525)
+METAWORLD_HAND_OBS_HIGH = (0.525, 1.025, 0.7)
+
 
 def gripper_opening_from_gap(gap_m: float | np.ndarray) -> np.ndarray:
     """Metaworld's gripper-opening normalisation: finger gap / 0.1 clipped to [0, 1]."""
@@ -85,6 +98,22 @@ def quat_in_order(quat_wxyz: Sequence[float], order: str) -> np.ndarray:
     raise ValueError(f"unknown quaternion order {order!r}; expected one of {QUAT_ORDERS}")
 
 
+def quat_xyzw_in_order(quat_xyzw: Sequence[float], order: str) -> np.ndarray:
+    """Express an (x, y, z, w) quaternion (ROS order, e.g. a PoseStamped's) in the given storage order.
+
+    A pure reordering: no normalisation and no sign change, so a quaternion that went
+    through ROS unchanged comes out bit-for-bit as the simulator wrote it.
+    """
+    q = np.asarray(quat_xyzw, dtype=np.float64).reshape(4)
+    if order == "xyzw":
+        return q.copy()
+    if order == "wxyz":
+        return np.array([q[3], q[0], q[1], q[2]])
+    if order == "zero":
+        return np.zeros(4)
+    raise ValueError(f"unknown quaternion order {order!r}; expected one of {QUAT_ORDERS}")
+
+
 # --- observation ---------------------------------------------------------------
 
 
@@ -94,7 +123,7 @@ class Field:
 
     name: str
     size: int
-    description: str
+    description: str = field(default="", compare=False)  # documentation only: not part of the identity
 
     def labels(self) -> list[str]:
         if self.size == 1:
@@ -112,6 +141,8 @@ class ObservationLayout:
     name: str
     fields: tuple[Field, ...]
     description: str = ""
+    #: per-field (low, high) bounds the emitting environment clips to (see :meth:`clip`)
+    bounds: Mapping[str, tuple] = field(default_factory=dict, compare=False, repr=False)
     _slices: dict = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -122,6 +153,9 @@ class ObservationLayout:
             slices[f.name] = slice(start, start + f.size)
             start += f.size
         object.__setattr__(self, "_slices", slices)
+        unknown = sorted(set(self.bounds) - set(slices))
+        if unknown:
+            raise ValueError(f"layout {self.name!r}: bounds for unknown fields {unknown}")
 
     @property
     def size(self) -> int:
@@ -162,6 +196,18 @@ class ObservationLayout:
             out[self._slices[f.name]] = v
         return out
 
+    def clip(self, obs: np.ndarray) -> np.ndarray:
+        """Clip the bounded fields of an observation (or a batch) as the emitting environment does.
+
+        Metaworld v3 clips every observation ``step`` returns to its observation space (hand
+        box, gripper opening in [-1, 1]); fields without bounds pass unchanged.
+        """
+        out = np.array(obs, dtype=np.float64, copy=True)
+        for name, (lo, hi) in self.bounds.items():
+            sl = self.slice(name)
+            out[..., sl] = np.clip(out[..., sl], lo, hi)
+        return out
+
     def to_dict(self) -> dict:
         return {"name": self.name, "size": self.size,
                 "fields": [{"name": f.name, "size": f.size, "description": f.description} for f in self.fields]}
@@ -174,14 +220,17 @@ class ObservationLayout:
         if "size" in d and int(d["size"]) != layout.size:
             raise ValueError(f"layout {layout.name!r}: declared size {d['size']} != sum of field sizes {layout.size}")
         known = LAYOUTS.get(layout.name)
-        if known is not None and known.fields != layout.fields:
-            raise ValueError(f"layout {layout.name!r} does not match this code's definition of it")
+        if known is not None:
+            if known.fields != layout.fields:
+                raise ValueError(f"layout {layout.name!r} does not match this code's definition of it")
+            return known  # the registered one, with its bounds
         return layout
 
 
 def _frame_fields(prefix: str, what: str) -> tuple[Field, ...]:
     return (
-        Field(f"{prefix}hand_pos", 3, f"{what}hand (fingertip centre) position, sim frame [m]"),
+        Field(f"{prefix}hand_pos", 3, f"{what}hand position (Metaworld's hand body: fingertip centre "
+                                      f"+ HAND_FROM_TCP_M), sim frame [m]"),
         Field(f"{prefix}gripper_opening", 1, f"{what}finger gap / 0.1 m clipped to [0, 1] (1 = open)"),
         Field(f"{prefix}object1_pos", 3, f"{what}object 1 position, sim frame [m]"),
         Field(f"{prefix}object1_quat", 4, f"{what}object 1 orientation in the task's quaternion order"),
@@ -192,21 +241,26 @@ def _frame_fields(prefix: str, what: str) -> tuple[Field, ...]:
 
 #: The frame block that is stacked (current + previous) in the Metaworld layout.
 METAWORLD_FRAME_FIELDS = _frame_fields("", "")
+_HAND_BOUNDS = (np.array(METAWORLD_HAND_OBS_LOW), np.array(METAWORLD_HAND_OBS_HIGH))
+_OPENING_BOUNDS = (-1.0, 1.0)
 METAWORLD39 = ObservationLayout(
     "metaworld39",
     METAWORLD_FRAME_FIELDS + _frame_fields("prev_", "previous step: ")
     + (Field("goal_pos", 3, "goal position, sim frame [m] (zeros when the goal is hidden)"),),
     "Metaworld v3 observation: current frame, previous frame, goal",
+    bounds={"hand_pos": _HAND_BOUNDS, "gripper_opening": _OPENING_BOUNDS,
+            "prev_hand_pos": _HAND_BOUNDS, "prev_gripper_opening": _OPENING_BOUNDS},
 )
 COMPACT12 = ObservationLayout(
     "compact12",
     (
-        Field("hand_pos", 3, "hand (fingertip centre) position, sim frame [m]"),
+        Field("hand_pos", 3, "hand position (Metaworld's hand body: fingertip centre + HAND_FROM_TCP_M), sim frame [m]"),
         Field("object1_pos", 3, "object 1 position, sim frame [m]"),
         Field("object2_pos", 3, "object 2 position, sim frame [m] (zeros if none)"),
         Field("goal_pos", 3, "goal position, sim frame [m]"),
     ),
     "The paper's KUKA layout: hand, object positions padded to 6, goal",
+    bounds={"hand_pos": _HAND_BOUNDS},
 )
 
 LAYOUTS: dict[str, ObservationLayout] = {l.name: l for l in (METAWORLD39, COMPACT12)}
@@ -242,11 +296,14 @@ class ObservationBuilder:
     """Builds observations of a layout from frames, keeping the previous frame for stacking.
 
     Metaworld fills the previous frame with the current one at reset; so does
-    :meth:`reset` followed by the first :meth:`build`.
+    :meth:`reset` followed by the first :meth:`build`. With ``clip`` (default) the
+    layout's bounds are applied as Metaworld applies its observation space, so the
+    result equals the environment's observation bit for bit (test_observation_layout.py).
     """
 
-    def __init__(self, layout: ObservationLayout) -> None:
+    def __init__(self, layout: ObservationLayout, clip: bool = True) -> None:
         self.layout = layout
+        self.clip = clip
         self._previous: Frame | None = None
 
     def reset(self) -> None:
@@ -256,4 +313,5 @@ class ObservationBuilder:
         previous = self._previous if self._previous is not None else frame
         values = {**frame.values(""), **previous.values("prev_"), "goal_pos": goal_pos}
         self._previous = frame
-        return self.layout.pack({k: v for k, v in values.items() if k in self.layout._slices})
+        obs = self.layout.pack({k: v for k, v in values.items() if k in self.layout._slices})
+        return self.layout.clip(obs) if self.clip else obs
