@@ -259,17 +259,20 @@ class Kinematics:
         R7 = Rt @ g["R_tcp_in_7"].T  # link_7 orientation wanted
         W = t - R7 @ g["tcp_in_7"]  # wrist centre
         az = np.arctan2(W[:, 1], W[:, 0])
-        best_q, best_v = None, None
+        best_q, best_score = None, None
+        lim = self.upper - self.config.limit_margin
         for flip in (False, True):
             a1 = np.arctan2(np.sin(az + np.pi), np.cos(az + np.pi)) if flip else az
             q = self._planar(W, R7, a1, -1.0 if flip else 1.0)
-            lim = self.upper - self.config.limit_margin
-            v = np.sum(np.maximum(0.0, np.abs(q - self.mid) - (lim - self.mid)), axis=-1)
+            slack = (lim - self.mid) - np.abs(q - self.mid)  # < 0: beyond a limit
+            # fewest violation first, then the larger distance to the nearest limit
+            score = np.where(np.any(slack < 0, axis=-1), 10.0 - np.sum(np.minimum(slack, 0.0), axis=-1),
+                             -np.min(slack, axis=-1))
             if best_q is None:
-                best_q, best_v = q, v
+                best_q, best_score = q, score
             else:
-                take = v < best_v - 1e-12
-                best_q[take] = q[take]
+                take = score < best_score
+                best_q[take], best_score[take] = q[take], score[take]
         q = self.model.clip(best_q, self.config.limit_margin)
         return q.reshape(lead + (7,))
 
