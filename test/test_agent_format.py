@@ -135,6 +135,14 @@ def _layout_field(m):
     m["observation_layout"]["size"] = 38
 
 
+def _widen_second_actor_layer(m):
+    m["network"]["config"]["actor_hidden"][1] += 8
+
+
+def _drop_encoder_layer(m):
+    m["network"]["config"]["encoder_hidden"] = m["network"]["config"]["encoder_hidden"][:1]
+
+
 def _set(keys, value):
     def edit(m):
         d = m
@@ -168,9 +176,9 @@ CORRUPT_CASES = {
                                   r"^shape mismatch: network obs_dim 39 != layout 'compact12' size 12"),
     "action spec": (lambda p: _edit_manifest(p, _set(["action_spec", "position_scale"], 0.02)),
                     r"^shape mismatch: action spec"),
-    "declared widths differ": (lambda p: _edit_manifest(p, _set(["network", "config", "actor_hidden"], [24, 32])),
+    "declared widths differ": (lambda p: _edit_manifest(p, _widen_second_actor_layer),
                                r"^weights do not match the declared architecture: actor\.trunk\.3\.weight has shape"),
-    "declared depth differs": (lambda p: _edit_manifest(p, _set(["network", "config", "encoder_hidden"], [32])),
+    "declared depth differs": (lambda p: _edit_manifest(p, _drop_encoder_layer),
                                r"^weights do not match the declared architecture: unexpected"),
     "tensor missing": (lambda p: _edit_weights(p, lambda t: t.pop("policy.actor.head.bias")),
                        r"^weights do not match the declared architecture: missing \['actor\.head\.bias'\]"),

@@ -1,0 +1,158 @@
+"""policy: the frozen LEGION agent as a ROS 2 node (thin shell around :class:`PolicyCore`).
+
+Loads and validates the agent at start (refuses to start with the validator's one-line
+reason otherwise), subscribes ``observation_topic`` (labelled Float32MultiArray, checked
+against the agent's layout) and ``task_topic`` (skill name / instruction / ``stop``),
+publishes the deterministic action on ``action_topic`` for every valid observation
+(``publish_on: observation``) or every control period (``publish_on: period``, latest
+observation, nothing once it is older than ``observation_timeout_s``), and reports the
+active skill and inference time on /diagnostics.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from collections import deque
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.node import Node
+from std_msgs.msg import Float32MultiArray, String
+
+from legion_policy.agent_format import AgentFormatError, load_agent
+from legion_policy.policy import DEFAULT_SIMILARITY_THRESHOLD, PolicyCore, TaskSelectionError
+from legion_policy.ros_io import (ERROR, LATCHED_QOS, OK, STREAM_QOS, WARN, NodeStartError, array_msg, declare,
+                                  diagnostic_array, diagnostic_status, msg_to_observation, run_node)
+
+#: Inference times kept for the p50/p99 reported on /diagnostics.
+TIMING_WINDOW = 1000
+PUBLISH_MODES = ("observation", "period")
+
+
+def _default_agent_path() -> str:
+    try:
+        from legion_bridge.paths import default_agent_path  # noqa: PLC0415
+        return str(default_agent_path())
+    except (ImportError, FileNotFoundError):
+        return ""
+
+
+class PolicyNode(Node):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("policy", **kwargs)
+        agent_path = declare(self, "agent_path", _default_agent_path(), "frozen agent directory to load and validate")
+        threshold = declare(self, "similarity_threshold", DEFAULT_SIMILARITY_THRESHOLD,
+                            "cosine similarity below which a free-form instruction is refused")
+        self.publish_on = declare(self, "publish_on", "observation",
+                                  "'observation': one action per valid observation; 'period': one per control period")
+        self.observation_timeout_s = declare(self, "observation_timeout_s", 0.1,
+                                             "publish_on=period: no action once the latest observation is older [s]")
+        initial_task = declare(self, "initial_task", "", "skill or instruction active at start ('' = idle)")
+        preload = declare(self, "preload_language_model", True,
+                          "load the MiniLM model at start (else on the first free-form instruction)")
+        threads = declare(self, "torch_threads", 1, "torch intra-op threads for inference")
+        diag_period = declare(self, "diagnostics_period_s", 1.0, "period of the /diagnostics report [s]")
+        obs_topic = declare(self, "observation_topic", "/legion/observation", "labelled observation in")
+        action_topic = declare(self, "action_topic", "/legion/action", "action out (dx, dy, dz, gripper)")
+        task_topic = declare(self, "task_topic", "/legion/task", "skill name or instruction in (latched)")
+        if self.publish_on not in PUBLISH_MODES:
+            raise NodeStartError(f"publish_on {self.publish_on!r} must be one of {PUBLISH_MODES}")
+        if not agent_path:
+            raise NodeStartError("agent_path is empty: give the frozen agent directory")
+
+        import torch  # noqa: PLC0415
+        torch.set_num_threads(max(1, int(threads)))
+        try:
+            self.agent = load_agent(agent_path)
+        except AgentFormatError as exc:
+            raise NodeStartError(f"refusing agent {agent_path}: {exc}") from None
+        self.core = PolicyCore(self.agent, similarity_threshold=float(threshold))
+        if preload:
+            self.core.preload_language_model()
+        self.labels = list(self.agent.action_spec.names)
+        self.task_error = ""
+        self.rejected = 0
+        self.last_rejection = ""
+        self.published = 0
+        self.latencies: deque[float] = deque(maxlen=TIMING_WINDOW)
+        self._latest: tuple[float, np.ndarray] | None = None
+
+        self.action_pub = self.create_publisher(Float32MultiArray, action_topic, STREAM_QOS)
+        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.create_subscription(Float32MultiArray, obs_topic, self.on_observation, STREAM_QOS)
+        self.create_subscription(String, task_topic, self.on_task, LATCHED_QOS)
+        if self.publish_on == "period":
+            self.create_timer(self.agent.control_period_s, self.on_period)
+        self.create_timer(float(diag_period), self.report)
+        if initial_task:
+            self._select(initial_task)
+        self.get_logger().info(f"agent {agent_path}: layout {self.agent.layout.name}, skills "
+                               f"{', '.join(self.agent.skill_names)}; active: {self.core.active_skill or 'idle'}")
+
+    # --- callbacks --------------------------------------------------------------------------
+
+    def _select(self, text: str) -> None:
+        try:
+            m = self.core.select(text)
+        except TaskSelectionError as exc:
+            self.task_error = str(exc)
+            self.get_logger().error(f"{exc}; idle")
+            return
+        self.task_error = ""
+        how = f"by {m.by}" + (f", similarity {m.score:.3f}" if m.by == "instruction" else "")
+        self.get_logger().info(f"task {text!r} -> skill {m.skill or 'idle'} ({how})")
+
+    def on_task(self, msg: String) -> None:
+        self._select(msg.data)
+
+    def on_observation(self, msg: Float32MultiArray) -> None:
+        t0 = time.perf_counter()
+        try:
+            obs = msg_to_observation(msg, self.agent.layout)
+        except ValueError as exc:
+            self.rejected += 1
+            self.last_rejection = str(exc)
+            self.get_logger().warning(f"observation rejected: {exc}", throttle_duration_sec=1.0)
+            return
+        if self.publish_on == "period":
+            self._latest = (time.monotonic(), obs)
+            return
+        self._publish(obs, t0)
+
+    def on_period(self) -> None:
+        if self._latest is None or time.monotonic() - self._latest[0] > self.observation_timeout_s:
+            return
+        self._publish(self._latest[1], time.perf_counter())
+
+    def _publish(self, obs: np.ndarray, t0: float) -> None:
+        action = self.core.act(obs)
+        self.action_pub.publish(array_msg(action, self.labels))
+        self.published += 1
+        self.latencies.append(time.perf_counter() - t0)
+
+    def report(self) -> None:
+        lat = np.asarray(self.latencies) * 1e3
+        p50, p99 = (float(np.percentile(lat, 50)), float(np.percentile(lat, 99))) if lat.size else (np.nan, np.nan)
+        m = self.core.last_match
+        if self.task_error:
+            level, message = ERROR, self.task_error
+        elif self.core.active_skill is None:
+            level, message = WARN, "idle (no active skill): zero actions"
+        else:
+            level, message = OK, f"active skill {self.core.active_skill}"
+        values = {"active_skill": self.core.active_skill or "", "task": m.text if m else "",
+                  "matched_by": m.by if m else "", "similarity": m.score if m else float("nan"),
+                  "inference_ms_last": self.core.last_inference_s * 1e3, "latency_ms_p50": p50,
+                  "latency_ms_p99": p99, "actions_published": self.published,
+                  "observations_rejected": self.rejected, "last_rejection": self.last_rejection,
+                  "agent_path": str(self.agent.path), "layout": self.agent.layout.name}
+        self.diag_pub.publish(diagnostic_array(self, diagnostic_status("policy", "legion_policy", level, message,
+                                                                       values)))
+
+
+def main(args=None) -> int:
+    return run_node(PolicyNode, args, "policy")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

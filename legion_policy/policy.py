@@ -1,0 +1,145 @@
+"""The policy core (ROS-free): a loaded frozen agent, task selection, deterministic actions.
+
+* :meth:`PolicyCore.select` takes what arrives on ``/legion/task``: a skill name (exact
+  match), an idle word (:data:`IDLE_TASKS`: stop acting) or a free-form instruction,
+  embedded with the offline MiniLM model and matched to the skill whose instruction
+  embedding is nearest by cosine similarity. Below ``similarity_threshold`` the
+  instruction is refused with a message naming the nearest skill and its score.
+* :meth:`PolicyCore.act` runs the agent's DeployedPolicy on one observation with the active
+  skill's stored embedding: ``a = tanh(mean(s, mu(s, e)))``, float32, bit-identical to
+  calling the in-memory network on the same float32 tensors.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from legion_policy.agent_format import LoadedAgent, Skill
+
+#: Cosine similarity below which a free-form instruction is refused (MiniLM: paraphrases of
+#: the same manipulation score ~0.6-0.9, unrelated sentences ~0.0-0.3).
+DEFAULT_SIMILARITY_THRESHOLD = 0.5
+#: Task strings that stop the policy (it then outputs :meth:`PolicyCore.zero_action`).
+IDLE_TASKS = ("", "stop", "idle", "none")
+
+
+class TaskSelectionError(ValueError):
+    """A task string cannot be mapped to a skill; the message says why (nearest skill, score)."""
+
+
+@dataclass(frozen=True)
+class TaskMatch:
+    """Result of a selection: the skill (None = idle), how it was chosen and the similarity."""
+
+    skill: str | None
+    by: str            # "name" | "instruction" | "idle" | "refused"
+    score: float       # cosine similarity (1.0 for a name)
+    text: str          # the task string as received
+
+
+class PolicyCore:
+    """Runs a :class:`LoadedAgent`; not thread-safe (one node callback group at a time)."""
+
+    def __init__(self, agent: LoadedAgent, similarity_threshold: float = DEFAULT_SIMILARITY_THRESHOLD,
+                 embed_fn: Callable[[list[str]], np.ndarray] | None = None) -> None:
+        if not -1.0 <= similarity_threshold <= 1.0:
+            raise ValueError(f"similarity_threshold {similarity_threshold} is not a cosine similarity in [-1, 1]")
+        self.agent = agent
+        self.layout = agent.layout
+        self.similarity_threshold = float(similarity_threshold)
+        self._embed_fn = embed_fn
+        self._skill_matrix = agent.embedding_matrix().astype(np.float64)
+        self._skill_matrix /= np.linalg.norm(self._skill_matrix, axis=1, keepdims=True)
+        self._embeddings = {s.name: torch.from_numpy(s.embedding.copy()).reshape(1, -1) for s in agent.skills}
+        self._active: Skill | None = None
+        self._active_embedding: torch.Tensor | None = None
+        self.last_match: TaskMatch | None = None
+        self.last_inference_s = float("nan")
+        self.steps = 0
+
+    # --- task selection ----------------------------------------------------------------
+
+    @property
+    def active_skill(self) -> str | None:
+        return self._active.name if self._active is not None else None
+
+    def _embed(self, text: str) -> np.ndarray:
+        if self._embed_fn is None:
+            from legion_policy.language import embed  # noqa: PLC0415 (loads the model on first use)
+            self._embed_fn = embed
+        return np.asarray(self._embed_fn([text]), dtype=np.float64).reshape(-1)
+
+    def preload_language_model(self) -> None:
+        """Load the language model now (otherwise the first free-form instruction does)."""
+        self._embed("warm up")
+
+    def match(self, task: str) -> TaskMatch:
+        """Map a task string to a skill without activating it; TaskSelectionError if refused."""
+        text = task.strip()
+        if text.lower() in IDLE_TASKS:
+            return TaskMatch(None, "idle", 1.0, task)
+        if text in self.agent.skill_names:
+            return TaskMatch(text, "name", 1.0, task)
+        e = self._embed(text)
+        if e.shape[0] != self._skill_matrix.shape[1]:
+            raise TaskSelectionError(f"instruction embedding has {e.shape[0]} values, agent skills have "
+                                     f"{self._skill_matrix.shape[1]}")
+        sims = self._skill_matrix @ (e / np.linalg.norm(e))
+        best = int(np.argmax(sims))
+        name, score = self.agent.skills[best].name, float(sims[best])
+        if score < self.similarity_threshold:
+            raise TaskSelectionError(
+                f"instruction {text!r} refused: nearest skill {name!r} has similarity {score:.3f} "
+                f"< threshold {self.similarity_threshold:.3f} (skills: {', '.join(self.agent.skill_names)})")
+        return TaskMatch(name, "instruction", score, task)
+
+    def select(self, task: str) -> TaskMatch:
+        """Activate the skill ``task`` names or describes.
+
+        On refusal (TaskSelectionError) the policy goes idle: a request the agent cannot map
+        must not leave the previous skill moving the arm.
+        """
+        try:
+            m = self.match(task)
+        except TaskSelectionError:
+            self._active, self._active_embedding = None, None
+            self.last_match = TaskMatch(None, "refused", 0.0, task)
+            raise
+        if m.skill is None:
+            self._active, self._active_embedding = None, None
+        else:
+            self._active = self.agent.skill(m.skill)
+            self._active_embedding = self._embeddings[m.skill]
+        self.last_match = m
+        return m
+
+    # --- acting ----------------------------------------------------------------------------
+
+    def zero_action(self) -> np.ndarray:
+        """The action that commands no motion (idle / stopped)."""
+        return np.zeros(self.agent.action_spec.size, dtype=np.float32)
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        """Deterministic action (float32, action-spec size) for one observation of the agent's layout.
+
+        Idle (no active skill): the zero action. ValueError for a wrong size or a non-finite value.
+        """
+        t0 = time.perf_counter()
+        x = np.asarray(obs, dtype=np.float32).reshape(-1)
+        if x.size != self.layout.size:
+            raise ValueError(f"observation has {x.size} values, layout {self.layout.name!r} needs {self.layout.size}")
+        if not np.all(np.isfinite(x)):
+            raise ValueError("observation contains NaN or inf")
+        if self._active_embedding is None:
+            action = self.zero_action()
+        else:
+            with torch.inference_mode():
+                out = self.agent.policy(torch.from_numpy(x).reshape(1, -1), self._active_embedding)
+            action = out.numpy().reshape(-1).copy()
+        self.last_inference_s = time.perf_counter() - t0
+        self.steps += 1
+        return action
