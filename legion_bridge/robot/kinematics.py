@@ -53,7 +53,7 @@ class IKConfig:
     #: ... and the orientation error (rotation angle) below this [rad]
     orientation_tolerance: float = 1e-3
     #: iteration budget per solve
-    max_iterations: int = 60
+    max_iterations: int = 40
     #: minimum damping lambda_min [m] (regularises singular configurations)
     min_damping: float = 1e-3
     #: largest joint step per iteration [rad] (max-norm); longer steps are scaled down
@@ -66,6 +66,9 @@ class IKConfig:
     centering_gain: float = 0.05
     #: retry entries that fail from their warm start from the closed-form seed
     retry_from_closed_form: bool = True
+    #: ... but take the retry's answer only when no joint is farther than this from the warm
+    #: start [rad], so that a control loop never gets a jump to another arm configuration
+    retry_max_jump: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,13 @@ class IKResult:
 
 def _skew(a: np.ndarray) -> np.ndarray:
     return np.array([[0.0, -a[2], a[1]], [a[2], 0.0, -a[0]], [-a[1], a[0], 0.0]])
+
+
+def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cross product over the last axis (faster than np.cross for small arrays)."""
+    a0, a1, a2 = a[..., 0], a[..., 1], a[..., 2]
+    b0, b1, b2 = b[..., 0], b[..., 1], b[..., 2]
+    return np.stack([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0], axis=-1)
 
 
 def rotation_error(R_target: np.ndarray, R: np.ndarray) -> np.ndarray:
@@ -143,6 +153,7 @@ class Kinematics:
         self._RoK = self._pre_R @ K
         self._RoK2 = self._pre_R @ K @ K
         self._Ro_axis = np.einsum("kij,kj->ki", self._pre_R, self._axes)
+        self._pre_pa = np.stack([self._pre_p, self._Ro_axis], axis=-1)  # (n, 3, 2)
         #: index of the elbow joint (A4): its frame origin is the elbow point
         self._elbow = 3 if self.n == 7 else self.n // 2
         self._analytic = self._planar_geometry()
@@ -160,16 +171,21 @@ class Kinematics:
     def _forward(self, q: np.ndarray):
         """q (B, n) -> tcp p (B,3), R (B,3,3), joint axes (B,n,3) and origins (B,n,3) in the base frame."""
         B = q.shape[0]
-        s, c = np.sin(q), 1.0 - np.cos(q)
-        R = np.broadcast_to(np.eye(3), (B, 3, 3))
-        p = np.zeros((B, 3))
+        s = np.sin(q)[:, :, None, None]
+        c = 1.0 - np.cos(q)[:, :, None, None]
+        Rj = self._pre_R + s * self._RoK + c * self._RoK2  # (B, n, 3, 3): origin rotation @ joint rotation
         axes = np.empty((B, self.n, 3))
         origins = np.empty((B, self.n, 3))
-        for k in range(self.n):
-            p = p + R @ self._pre_p[k]
+        origins[:, 0] = self._pre_p[0]
+        axes[:, 0] = self._Ro_axis[0]
+        R = Rj[:, 0]
+        p = origins[:, 0]
+        for k in range(1, self.n):
+            pa = R @ self._pre_pa[k]  # (B, 3, 2): offset to joint k and its axis, in the base frame
+            p = p + pa[:, :, 0]
             origins[:, k] = p
-            axes[:, k] = R @ self._Ro_axis[k]
-            R = R @ (self._pre_R[k] + s[:, k, None, None] * self._RoK[k] + c[:, k, None, None] * self._RoK2[k])
+            axes[:, k] = pa[:, :, 1]
+            R = R @ Rj[:, k]
         p_tcp = p + R @ self._post[:3, 3]
         R_tcp = R @ self._post[:3, :3]
         return p_tcp, R_tcp, axes, origins
@@ -211,7 +227,7 @@ class Kinematics:
         """Geometric Jacobian of the tcp (..., 6, n): rows vx, vy, vz, wx, wy, wz (base frame)."""
         qb, lead = self._as_batch(q)
         p, _, axes, origins = self._forward(qb)
-        J = np.concatenate([np.cross(axes, p[:, None, :] - origins), axes], axis=-1)  # (B, n, 6)
+        J = np.concatenate([_cross(axes, p[:, None, :] - origins), axes], axis=-1)  # (B, n, 6)
         return np.swapaxes(J, -1, -2).reshape(lead + (6, self.n))
 
     # ------------------------------------------------------------------ closed-form seed
@@ -318,7 +334,7 @@ class Kinematics:
         # d(up . elbow)/dq_k = up . (a_k x (elbow - o_k)) for the joints before the elbow
         d = elbow[:, None, :] - origins[:, :e]
         grad = np.zeros_like(q)
-        grad[:, :e] = np.cross(axes[:, :e], d) @ self.up_axis
+        grad[:, :e] = _cross(axes[:, :e], d) @ self.up_axis
         centre = -(q - self.mid) / (self.half_range ** 2)
         return cfg.elbow_up_gain * grad + cfg.centering_gain * centre
 
@@ -346,7 +362,7 @@ class Kinematics:
             active, qa, p, axes, origins = active[keep], qa[keep], p[keep], axes[keep], origins[keep]
             ep, eo = ep[keep], eo[keep]
             iters[active] += 1
-            J = np.concatenate([np.cross(axes, p[:, None, :] - origins), axes], axis=-1)  # (b, n, 6)
+            J = np.concatenate([_cross(axes, p[:, None, :] - origins), axes], axis=-1)  # (b, n, 6)
             JT = J  # (b, n, 6) is J^T
             Jm = np.swapaxes(J, -1, -2)  # (b, 6, n)
             e = np.concatenate([ep, eo], axis=-1)
@@ -397,7 +413,8 @@ class Kinematics:
         if q_seed is not None and self.config.retry_from_closed_form and not np.all(ok):
             bad = np.flatnonzero(~ok)
             q2, pe2, oe2, it2 = self._solve(t[bad], Rt[bad], self.closed_form_seed(t[bad], Rt[bad]), max_iter)
-            better = (pe2 + oe2 * 0.1) < (pe[bad] + oe[bad] * 0.1)
+            near = np.max(np.abs(q2 - q0[bad]), axis=-1) <= self.config.retry_max_jump
+            better = near & ((pe2 + oe2 * 0.1) < (pe[bad] + oe[bad] * 0.1))
             sel = bad[better]
             q[sel], pe[sel], oe[sel] = q2[better], pe2[better], oe2[better]
             iters[bad] += it2
