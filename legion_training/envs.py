@@ -99,15 +99,18 @@ class MetaworldTask:
     """One Metaworld v3 task in the shared layout, with the method's episode length and reward scale."""
 
     def __init__(self, name: str, layout: str | ObservationLayout = "compact12", *, seed: int = 0,
-                 episode_length: int = 150, normalize_reward: bool = True, reward_norm_eps: float = 1e-8) -> None:
+                 episode_length: int = 150, normalize_reward: bool = True, reward_norm_eps: float = 1e-8,
+                 benchmark=None) -> None:
+        """``benchmark``: an existing ``metaworld.MT1`` of this task to share its variations (and skip
+        building another); ``seed`` then only seeds the choice of variation per episode."""
         import metaworld
 
         self.name = name
         self.layout = get_layout(layout) if isinstance(layout, str) else layout
         self._idx = layout_indices(self.layout)
         try:
-            self._benchmark = metaworld.MT1(name, seed=seed)
-        except Exception as exc:  # metaworld raises a bare assertion/KeyError for unknown names
+            self._benchmark = benchmark if benchmark is not None else metaworld.MT1(name, seed=seed)
+        except ValueError as exc:  # "<name> is not a V3 environment"
             raise ValueError(f"unknown Metaworld task {name!r} ({exc}); known v3 tasks: {known_tasks()}") from None
         self._env = self._benchmark.train_classes[name]()
         self._variations = list(self._benchmark.train_tasks)
@@ -119,6 +122,10 @@ class MetaworldTask:
         self.reward_std = RunningStd(reward_norm_eps)
         self.t = 0
         self.variation = -1
+
+    @property
+    def benchmark(self):
+        return self._benchmark
 
     @property
     def obs_dim(self) -> int:

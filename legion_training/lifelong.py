@@ -119,7 +119,8 @@ class Trainer:
         # one training env and one evaluation env per task (own seeds: evaluation never moves training RNG)
         self.envs = [make_task(t, cfg.env, seed=seed + 1000 * i) for i, t in enumerate(self.tasks)]
         self.eval_envs = [MetaworldTask(t, cfg.env.layout, seed=cfg.eval.seed + 1000 * i,
-                                        episode_length=cfg.env.episode_length, normalize_reward=False)
+                                        episode_length=cfg.env.episode_length, normalize_reward=False,
+                                        benchmark=self.envs[i].benchmark)
                           for i, t in enumerate(self.tasks)]
         obs_dim = self.envs[0].obs_dim
         if state is not None:
@@ -321,6 +322,8 @@ class Trainer:
                 phase_end = self.phase_step >= self.steps_per_phase
                 if self.phase_step % cfg.eval.every == 0 or phase_end:
                     rows = self.evaluate()
+                    if not phase_end:
+                        self.write_results()
                     if phase_end:
                         self.matrix[:, self.phase] = [row["success"] for row in rows]
                         self.phase += 1

@@ -1,0 +1,94 @@
+"""Metaworld tasks wrapped to the shared layout: fields by name, 150-step time limits that are not
+terminal, reward normalisation by a running std, and seeding that reproduces."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from legion_policy.observation_layout import COMPACT12, METAWORLD39
+from legion_training.envs import MetaworldTask, RunningStd, instruction_for, layout_indices
+
+
+@pytest.fixture(scope="module")
+def reach39():
+    return MetaworldTask("reach-v3", "metaworld39", seed=3, episode_length=150)
+
+
+def test_compact_layout_is_the_metaworld_fields_by_name(reach39):
+    compact = MetaworldTask("reach-v3", "compact12", seed=3, benchmark=reach39.benchmark)
+    full = MetaworldTask("reach-v3", "metaworld39", seed=3, benchmark=reach39.benchmark)
+    o12, o39 = compact.reset(variation=4), full.reset(variation=4)
+    assert o12.shape == (COMPACT12.size,) and o39.shape == (METAWORLD39.size,)
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        a = rng.uniform(-1, 1, 4)
+        o12, o39 = compact.step(a).obs, full.step(a).obs
+        for f in COMPACT12.field_names:
+            assert np.array_equal(COMPACT12.get(o12, f), METAWORLD39.get(o39, f)), f
+    assert np.any(COMPACT12.get(o12, "goal_pos") != 0)  # the goal is observable
+    assert list(layout_indices(METAWORLD39)) == list(range(METAWORLD39.size))
+
+
+def test_episode_is_a_150_step_time_limit_not_a_terminal(reach39):
+    reach39.reset()
+    results = [reach39.step(np.zeros(4)) for _ in range(150)]
+    assert not any(r.terminated for r in results)
+    assert [r.truncated for r in results] == [False] * 149 + [True]
+    with pytest.raises(RuntimeError, match="reset"):
+        reach39.step(np.zeros(4))
+
+
+def test_rewards_are_divided_by_a_running_std_without_mean_subtraction():
+    env = MetaworldTask("reach-v3", "compact12", seed=0, episode_length=150)
+    env.reset()
+    raw = []
+    rng = np.random.default_rng(1)
+    for _ in range(40):
+        r = env.step(rng.uniform(-1, 1, 4))
+        raw.append(r.raw_reward)
+        std = np.std(raw, ddof=1) if len(raw) > 1 else 1.0
+        assert r.reward == pytest.approx(r.raw_reward / (std + 1e-8), rel=1e-9)
+        assert np.sign(r.reward) == np.sign(r.raw_reward)
+
+
+def test_running_std_matches_numpy():
+    rs, xs = RunningStd(), np.random.default_rng(2).normal(3.0, 2.0, 500)
+    for x in xs:
+        rs.update(float(x))
+    assert rs.std == pytest.approx(np.std(xs, ddof=1), rel=1e-9)
+    assert rs.normalize(4.0) == pytest.approx(4.0 / (np.std(xs, ddof=1) + 1e-8))
+
+
+def _rollout(seed: int, n_eps: int = 2, steps: int = 30):
+    env = MetaworldTask("push-v3", "compact12", seed=seed, episode_length=steps)
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n_eps):
+        out.append(env.reset())
+        for _ in range(steps):
+            r = env.step(rng.uniform(-1, 1, 4))
+            out += [r.obs, [r.reward]]
+    return np.concatenate([np.ravel(x) for x in out])
+
+
+def test_seeding_reproduces_and_different_seeds_differ():
+    a, b, c = _rollout(5), _rollout(5), _rollout(6)
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_bad_task_and_bad_action_are_clear_errors():
+    with pytest.raises(ValueError, match="unknown Metaworld task 'fly-v3'"):
+        MetaworldTask("fly-v3", "compact12")
+    env = MetaworldTask("reach-v3", "compact12", seed=0)
+    env.reset()
+    with pytest.raises(ValueError, match="non-finite"):
+        env.step(np.array([np.nan, 0, 0, 0]))
+
+
+def test_instructions_come_from_the_shared_language_module():
+    from legion_policy.language import DEFAULT_INSTRUCTIONS
+
+    assert instruction_for("push-v3") == DEFAULT_INSTRUCTIONS["push-v3"]
+    assert instruction_for("push-v3", {"push-v3": "shove it"}) == "shove it"
+    assert instruction_for("faucet-open-v3") == "faucet open"

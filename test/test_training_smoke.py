@@ -1,0 +1,161 @@
+"""End to end: the smoke config trains two tasks, fits the DPMM, writes results and plots, exports a
+frozen agent that validates and runs in the policy core exactly like the trained networks; a run
+killed with SIGKILL resumes from its last checkpoint."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from legion_policy.agent_format import load_agent
+from legion_policy.policy import PolicyCore
+from legion_training.cli import main
+from legion_training.config import load_config
+from legion_training.export import export_run
+from legion_training.lifelong import Trainer
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("smoke") / "run"
+    trainer = Trainer(load_config("smoke"), run, log=lambda s: None)
+    metrics = trainer.train()
+    return trainer, metrics, run
+
+
+def test_smoke_trains_two_tasks_and_writes_results(smoke_run):
+    trainer, metrics, run = smoke_run
+    cfg = trainer.cfg
+    assert trainer.done and metrics["steps"] == 2 * cfg.run.steps_per_task
+    assert metrics["phases_done"] == 2
+    M = np.array(metrics["success_matrix"])
+    assert M.shape == (2, 2) and np.all((M >= 0) & (M <= 1))
+    # gradient steps: one per env step once learning started
+    assert metrics["gradient_updates"] == metrics["steps"] - cfg.sac.learning_starts + 1
+    # the replay kept both tasks (never reset)
+    assert set(np.unique(trainer.replay.task[: len(trainer.replay)])) == {0, 1}
+    # evaluations of ALL tasks (2 per phase end + one at step 150 of each phase coinciding with it)
+    hist = (run / "eval_history.csv").read_text().splitlines()
+    assert hist[0].startswith("step,phase,task,success") and len(hist) - 1 == 4
+    header = (run / "success_matrix.csv").read_text().splitlines()[0]
+    assert header == "task,after_reach-v3,after_push-v3"
+    saved = json.loads((run / "metrics.json").read_text())
+    assert saved["average_success"] == pytest.approx(M[:, -1].mean())
+
+
+def test_smoke_fits_the_dpmm_once_per_task_and_uses_it_as_prior(smoke_run):
+    trainer, metrics, run = smoke_run
+    fits = (run / "dpmm_history.csv").read_text().splitlines()[1:]
+    assert len(fits) == 2 and trainer.dpmm.n_fits == 2
+    assert [int(r.split(",")[0]) for r in fits] == [100, 250]   # first_fit steps into each task
+    assert trainer.learner.prior == "mixture" and metrics["dpmm_K"] >= 1
+    snaps = sorted((run / "latent").glob("fit_*.npz"))
+    assert len(snaps) == 2 and np.load(snaps[-1])["z"].shape[1] == trainer.cfg.net.latent_dim
+
+
+def test_smoke_plots_are_pngs(smoke_run):
+    from legion_training.plots import plot_run
+
+    _, _, run = smoke_run
+    paths = plot_run(run)
+    assert [p.name for p in paths] == ["success_per_task.png", "success_matrix.png", "latent_space.png", "dpmm_K.png"]
+    for p in paths:
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 5000
+
+
+def test_export_validates_and_acts_exactly_like_the_trained_networks(smoke_run, tmp_path):
+    trainer, _, run = smoke_run
+    assert main(["export", str(run), "--out", str(tmp_path / "agent")]) == 0
+    agent = load_agent(tmp_path / "agent")
+    assert agent.skill_names == ["reach-v3", "push-v3"]
+    assert agent.layout.name == trainer.cfg.env.layout
+    assert agent.network_config == trainer.learner.net_cfg
+    ev = agent.provenance["evaluation"]
+    assert set(ev) == {"reach-v3", "push-v3"} and ev["push-v3"]["episodes"] == trainer.cfg.eval.episodes
+    assert np.allclose(agent.skill("push-v3").embedding, trainer.embeddings[1])
+    core = PolicyCore(agent)
+    obs = trainer.envs[1].reset(variation=0)
+    for name, idx in (("reach-v3", 0), ("push-v3", 1)):
+        core.select(name)
+        np.testing.assert_allclose(core.act(obs), trainer.learner.act(obs, idx, deterministic=True), atol=1e-6)
+    # an instruction (not a name) selects the skill through the language embeddings
+    assert core.select(trainer.instructions[1]).skill == "push-v3"
+    with pytest.raises(FileExistsError):
+        export_run(run, tmp_path / "agent")
+
+
+def test_cuda_request_without_gpu_is_a_clear_error(capsys, tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    assert main(["--config", "smoke", "--device", "cuda", "--out", str(tmp_path / "r")]) == 2
+    assert "--device cuda requested but no CUDA GPU" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def test_baseline_export_is_refused_with_a_reason(tmp_path):
+    trainer = Trainer(load_config("smoke", ["run.algorithm=mtsac", "run.steps_per_task=80", "env.tasks=[reach-v3]"]),
+                      tmp_path / "mt", log=lambda s: None)
+    trainer.train()
+    with pytest.raises(ValueError, match="has no task-inference encoder"):
+        export_run(tmp_path / "mt")
+
+
+def _env():
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env["OMP_NUM_THREADS"] = "1"
+    return env
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_continues_from_the_last_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    every = 100
+    args = [sys.executable, "-m", "legion_training.cli", "--config", "smoke", "--out", str(run),
+            "--set", "run.steps_per_task=500", "--set", f"run.checkpoint_every={every}", "--set", "eval.every=250"]
+    err_path = tmp_path / "stderr.txt"
+    with open(err_path, "w") as err:
+        proc = subprocess.Popen(args, cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=err)
+        ckpt = run / "checkpoint.pt"
+        deadline = time.time() + 120
+        seen = 0
+        while time.time() < deadline and proc.poll() is None:
+            if ckpt.exists():
+                seen = torch.load(ckpt, weights_only=False)["counters"]["step"]
+                if seen >= 3 * every:
+                    break
+            time.sleep(0.2)
+        assert proc.poll() is None, "the run ended before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    # the progress bar's last count is where the killed run was
+    counts = [int(m) for m in re.findall(r"(\d+)/1000", err_path.read_text())]
+    reached = max(counts)
+    state = torch.load(run / "checkpoint.pt", weights_only=False)
+    saved = state["counters"]["step"]
+    assert saved % every == 0 and saved >= 3 * every
+    assert reached - saved <= every + 50   # at most one checkpoint interval (+ the bar's 50-step granularity)
+    assert not list(run.glob("*.tmp"))     # nothing half-written was left in place of the checkpoint
+    before = [r for r in state["eval_history"]]
+
+    res = subprocess.run([sys.executable, "-m", "legion_training.cli", "--resume", str(run), "--no-progress"],
+                         cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=180)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert f"resumed at step {saved} " in res.stdout
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["steps"] == 1000 and metrics["phases_done"] == 2
+    final = torch.load(run / "checkpoint.pt", weights_only=False)
+    assert final["eval_history"][: len(before)] == before   # history before the kill is kept
+    assert final["counters"]["step"] == 1000
