@@ -41,19 +41,54 @@ class TaskMatch:
     text: str          # the task string as received
 
 
+class SkillMatcher:
+    """Free-form instruction -> (skill, cosine similarity) against the skills' instruction embeddings.
+
+    ``embed_fn`` defaults to :func:`legion_policy.language.embed` (the model loads on first use).
+    Raises TaskSelectionError below ``threshold``, naming the nearest skill and its score.
+    """
+
+    def __init__(self, names: list[str], embeddings: np.ndarray,
+                 threshold: float = DEFAULT_SIMILARITY_THRESHOLD,
+                 embed_fn: Callable[[list[str]], np.ndarray] | None = None) -> None:
+        if not -1.0 <= threshold <= 1.0:
+            raise ValueError(f"similarity_threshold {threshold} is not a cosine similarity in [-1, 1]")
+        self.names = list(names)
+        m = np.asarray(embeddings, dtype=np.float64)
+        self.matrix = m / np.linalg.norm(m, axis=1, keepdims=True)
+        self.threshold = float(threshold)
+        self._embed_fn = embed_fn
+
+    def embed(self, text: str) -> np.ndarray:
+        if self._embed_fn is None:
+            from legion_policy.language import embed  # noqa: PLC0415 (loads the model on first use)
+            self._embed_fn = embed
+        return np.asarray(self._embed_fn([text]), dtype=np.float64).reshape(-1)
+
+    def __call__(self, text: str) -> tuple[str, float]:
+        e = self.embed(text)
+        if e.shape[0] != self.matrix.shape[1]:
+            raise TaskSelectionError(f"instruction embedding has {e.shape[0]} values, agent skills have "
+                                     f"{self.matrix.shape[1]}")
+        sims = self.matrix @ (e / np.linalg.norm(e))
+        best = int(np.argmax(sims))
+        name, score = self.names[best], float(sims[best])
+        if score < self.threshold:
+            raise TaskSelectionError(
+                f"instruction {text!r} refused: nearest skill {name!r} has similarity {score:.3f} "
+                f"< threshold {self.threshold:.3f} (skills: {', '.join(self.names)})")
+        return name, score
+
+
 class PolicyCore:
     """Runs a :class:`LoadedAgent`; not thread-safe (one node callback group at a time)."""
 
     def __init__(self, agent: LoadedAgent, similarity_threshold: float = DEFAULT_SIMILARITY_THRESHOLD,
                  embed_fn: Callable[[list[str]], np.ndarray] | None = None) -> None:
-        if not -1.0 <= similarity_threshold <= 1.0:
-            raise ValueError(f"similarity_threshold {similarity_threshold} is not a cosine similarity in [-1, 1]")
         self.agent = agent
         self.layout = agent.layout
-        self.similarity_threshold = float(similarity_threshold)
-        self._embed_fn = embed_fn
-        self._skill_matrix = agent.embedding_matrix().astype(np.float64)
-        self._skill_matrix /= np.linalg.norm(self._skill_matrix, axis=1, keepdims=True)
+        self.matcher = SkillMatcher(agent.skill_names, agent.embedding_matrix(), similarity_threshold, embed_fn)
+        self.similarity_threshold = self.matcher.threshold
         self._embeddings = {s.name: torch.from_numpy(s.embedding.copy()).reshape(1, -1) for s in agent.skills}
         self._active: Skill | None = None
         self._active_embedding: torch.Tensor | None = None
@@ -67,15 +102,9 @@ class PolicyCore:
     def active_skill(self) -> str | None:
         return self._active.name if self._active is not None else None
 
-    def _embed(self, text: str) -> np.ndarray:
-        if self._embed_fn is None:
-            from legion_policy.language import embed  # noqa: PLC0415 (loads the model on first use)
-            self._embed_fn = embed
-        return np.asarray(self._embed_fn([text]), dtype=np.float64).reshape(-1)
-
     def preload_language_model(self) -> None:
         """Load the language model now (otherwise the first free-form instruction does)."""
-        self._embed("warm up")
+        self.matcher.embed("warm up")
 
     def match(self, task: str) -> TaskMatch:
         """Map a task string to a skill without activating it; TaskSelectionError if refused."""
@@ -84,17 +113,7 @@ class PolicyCore:
             return TaskMatch(None, "idle", 1.0, task)
         if text in self.agent.skill_names:
             return TaskMatch(text, "name", 1.0, task)
-        e = self._embed(text)
-        if e.shape[0] != self._skill_matrix.shape[1]:
-            raise TaskSelectionError(f"instruction embedding has {e.shape[0]} values, agent skills have "
-                                     f"{self._skill_matrix.shape[1]}")
-        sims = self._skill_matrix @ (e / np.linalg.norm(e))
-        best = int(np.argmax(sims))
-        name, score = self.agent.skills[best].name, float(sims[best])
-        if score < self.similarity_threshold:
-            raise TaskSelectionError(
-                f"instruction {text!r} refused: nearest skill {name!r} has similarity {score:.3f} "
-                f"< threshold {self.similarity_threshold:.3f} (skills: {', '.join(self.agent.skill_names)})")
+        name, score = self.matcher(text)
         return TaskMatch(name, "instruction", score, task)
 
     def select(self, task: str) -> TaskMatch:

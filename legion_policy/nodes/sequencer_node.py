@@ -1,0 +1,227 @@
+"""sequencer: runs a long-horizon sequence of skills (thin shell around :class:`SequenceRunner`).
+
+At start it validates the agent (skills, success predicates, layout from its manifest) and
+resolves the sequence (``sequence_file``, or the single step ``task``), then publishes the
+first step's task and binding (latched) so that real2sim and the policy can start. The step
+clock starts at the first valid observation. Each observation is judged with the step's
+success predicate; after ``k_consecutive`` successes the next step's task and binding go
+out. On a timeout (or no observation within ``wait_for_observation_s``) the run fails:
+``stop`` on the task topic (the policy outputs zero actions) and ``false`` on the enable
+topic. At the end (success too) the same stop is published, the report is written to
+``report_dir``/report.json and printed as a table, and the process exits 0 on success,
+1 on failure. Progress goes to /diagnostics.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.node import Node
+from std_msgs.msg import Bool, Float32MultiArray, String
+
+from legion_policy.agent_format import AgentFormatError, load_agent
+from legion_policy.policy import DEFAULT_SIMILARITY_THRESHOLD, SkillMatcher
+from legion_policy.ros_io import (ERROR, LATCHED_QOS, OK, STREAM_QOS, WARN, NodeStartError, declare,
+                                  diagnostic_array, diagnostic_status, msg_to_observation, run_node)
+from legion_policy.sequencer import (DEFAULT_K_CONSECUTIVE, DEFAULT_SETTLE_S, DEFAULT_TIMEOUT_S, Command,
+                                     SequenceError, SequenceRunner, format_report_table, load_sequence_file,
+                                     single_task_sequence, skills_from_agent, write_report)
+
+REPORT_NAME = "report.json"
+EXIT_SUCCEEDED, EXIT_FAILED = 0, 1
+
+
+def _default_agent_path() -> str:
+    try:
+        from legion_bridge.paths import default_agent_path  # noqa: PLC0415
+        return str(default_agent_path())
+    except (ImportError, FileNotFoundError):
+        return ""
+
+
+def resolve_sequence_path(name: str) -> Path:
+    """A sequence file as given, else under the package's config/ or config/sequences/."""
+    p = Path(name)
+    if p.is_file() or p.is_absolute():
+        return p
+    try:
+        from legion_bridge.paths import config_path  # noqa: PLC0415
+        for cand in (config_path(name), config_path("sequences", name)):
+            if cand.is_file():
+                return cand
+    except (ImportError, FileNotFoundError):
+        pass
+    return p
+
+
+class SequencerNode(Node):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("sequencer", **kwargs)
+        agent_path = declare(self, "agent_path", _default_agent_path(), "frozen agent (skills, predicates, layout)")
+        sequence_file = declare(self, "sequence_file", "", "YAML sequence of steps; empty: run 'task' as one step")
+        task = declare(self, "task", "", "skill name or instruction run as a single step when no sequence_file")
+        self.report_dir = declare(self, "report_dir", "", "folder for report.json (empty: no report file)")
+        k = declare(self, "k_consecutive", DEFAULT_K_CONSECUTIVE,
+                    "default consecutive successful observations needed to advance a step")
+        timeout = declare(self, "timeout_s", DEFAULT_TIMEOUT_S, "default step timeout [s] (node clock)")
+        settle = declare(self, "settle_s", DEFAULT_SETTLE_S,
+                         "default time after a step switch during which observations are not judged [s]")
+        threshold = declare(self, "similarity_threshold", DEFAULT_SIMILARITY_THRESHOLD,
+                            "cosine similarity below which a step's instruction is refused")
+        self.wait_for_observation_s = declare(self, "wait_for_observation_s", 60.0,
+                                              "fail if no valid observation arrives within this time [s]")
+        self.exit_on_finish = declare(self, "exit_on_finish", True, "end the process when the sequence ends")
+        self.exit_delay_s = declare(self, "exit_delay_s", 0.5,
+                                    "keep spinning this long after the end so the stop messages are delivered [s]")
+        enable_on_start = declare(self, "enable_on_start", False,
+                                  "publish enable=true at the first step (real robot: keep false, enable by hand)")
+        tick = declare(self, "tick_period_s", 0.05, "period of the timeout check [s]")
+        diag = declare(self, "diagnostics_period_s", 0.5, "period of the progress report on /diagnostics [s]")
+        obs_topic = declare(self, "observation_topic", "/legion/observation", "labelled observation in")
+        task_topic = declare(self, "task_topic", "/legion/task", "task out (latched)")
+        binding_topic = declare(self, "binding_topic", "/legion/binding", "object binding out (JSON, latched)")
+        enable_topic = declare(self, "enable_topic", "/legion/enable", "enable out (latched)")
+
+        if not agent_path:
+            raise NodeStartError("agent_path is empty: give the frozen agent directory")
+        try:
+            self.agent = load_agent(agent_path)
+        except AgentFormatError as exc:
+            raise NodeStartError(f"refusing agent {agent_path}: {exc}") from None
+        skills = skills_from_agent(self.agent)
+        matcher = SkillMatcher(self.agent.skill_names, self.agent.embedding_matrix(), float(threshold))
+        defaults = {"k_consecutive": k, "timeout_s": timeout, "settle_s": settle}
+        try:
+            if sequence_file:
+                seq = load_sequence_file(resolve_sequence_path(sequence_file), skills, matcher, **defaults)
+            elif task:
+                seq = single_task_sequence(task, skills, matcher, **defaults)
+            else:
+                raise NodeStartError("nothing to run: set sequence_file or task")
+            self.runner = SequenceRunner(seq, self.agent.layout)
+        except (SequenceError, ValueError) as exc:
+            raise NodeStartError(str(exc)) from None
+
+        self.task_pub = self.create_publisher(String, task_topic, LATCHED_QOS)
+        self.binding_pub = self.create_publisher(String, binding_topic, LATCHED_QOS)
+        self.enable_pub = self.create_publisher(Bool, enable_topic, LATCHED_QOS)
+        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.create_subscription(Float32MultiArray, obs_topic, self.on_observation, STREAM_QOS)
+        self.create_timer(float(tick), self.on_tick)
+        self.create_timer(float(diag), self.publish_progress)
+        self.invalid_observations = 0
+        self.last_invalid = ""
+        self.report_path: Path | None = None
+        self.report: dict | None = None
+        self._start_wall = time.monotonic()
+        self._enable_on_start = bool(enable_on_start)
+        first = seq.steps[0]
+        self._apply(Command(task=first.task, binding=first.binding))   # real2sim needs it to observe
+        self.get_logger().info(f"sequence {seq.name!r}: {len(seq.steps)} steps ("
+                               + ", ".join(s.skill for s in seq.steps) + "); waiting for observations")
+
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    # --- publishing ------------------------------------------------------------------------------
+
+    def _apply(self, cmd: Command | None) -> None:
+        if cmd is None:
+            return
+        if cmd.binding is not None:
+            self.binding_pub.publish(String(data=json.dumps(cmd.binding)))
+        if cmd.task is not None:
+            self.task_pub.publish(String(data=cmd.task))
+        if cmd.enable is not None:
+            self.enable_pub.publish(Bool(data=cmd.enable))
+        if cmd.task is not None and not cmd.finished and self.runner.step is not None:
+            st = self.runner.step
+            self.get_logger().info(f"step {self.runner.current + 1}/{len(self.runner.sequence.steps)}: "
+                                   f"{st.name} task {st.task!r} binding {json.dumps(st.binding)}")
+        if cmd.finished:
+            self._finish()
+
+    def _finish(self) -> None:
+        r = self.runner
+        self.report = r.report(agent=str(self.agent.path), invalid_observations=self.invalid_observations)
+        if self.report_dir:
+            self.report_path = write_report(self.report, self.report_dir, REPORT_NAME)
+        table = format_report_table(self.report)
+        print(table, flush=True)
+        log = self.get_logger().info if r.status == "succeeded" else self.get_logger().error
+        log(f"sequence {r.status}" + (f": {r.reason}" if r.reason else "")
+            + (f"; report {self.report_path}" if self.report_path else ""))
+        self.exit_status = EXIT_SUCCEEDED if r.status == "succeeded" else EXIT_FAILED
+        self.publish_progress()
+        if self.exit_on_finish:
+            self.create_timer(float(self.exit_delay_s), self._exit)
+
+    def _exit(self) -> None:
+        raise SystemExit(self.exit_status)
+
+    # --- callbacks ----------------------------------------------------------------------------------
+
+    def on_observation(self, msg: Float32MultiArray) -> None:
+        if self.runner.finished:
+            return
+        try:
+            obs = msg_to_observation(msg, self.agent.layout)
+        except ValueError as exc:
+            self.invalid_observations += 1
+            self.last_invalid = str(exc)
+            self.get_logger().warning(f"observation rejected: {exc}", throttle_duration_sec=1.0)
+            return
+        now = self._now()
+        if self.runner.status == "pending":
+            cmd = self.runner.start(now)
+            if self._enable_on_start:
+                cmd = Command(task=cmd.task, binding=cmd.binding, enable=True)
+            self._apply(cmd)
+        self._apply(self.runner.on_observation(obs, now))
+
+    def on_tick(self) -> None:
+        if self.runner.finished:
+            return
+        if self.runner.status == "pending":
+            if time.monotonic() - self._start_wall > self.wait_for_observation_s:
+                self._apply(self.runner.abort(f"no valid observation within {self.wait_for_observation_s:g} s"
+                                              + (f" (last rejected: {self.last_invalid})" if self.last_invalid
+                                                 else ""), self._now()))
+            return
+        self._apply(self.runner.tick(self._now()))
+
+    def publish_progress(self) -> None:
+        p = self.runner.progress()
+        status = self.runner.status
+        level = {"pending": WARN, "running": OK, "succeeded": OK, "failed": ERROR}[status]
+        if status == "pending":
+            message = "waiting for the first observation"
+        elif status == "running":
+            message = f"step {p['step']}/{p['steps_total']}: {p['skill']} ({p['consecutive']}/{p['k_consecutive']})"
+        else:
+            message = f"sequence {status}" + (f": {self.runner.reason}" if self.runner.reason else "")
+        p["invalid_observations"] = self.invalid_observations
+        p["sequence"] = self.runner.sequence.name
+        self.diag_pub.publish(diagnostic_array(self, diagnostic_status("sequencer", "legion_sequencer", level,
+                                                                       message, p)))
+
+    def destroy_node(self) -> None:
+        # interrupted mid-run: the report still says what happened
+        if not self.runner.finished and self.runner.status == "running":
+            self.runner.abort("interrupted (node shut down)", self._now())
+            self.report = self.runner.report(agent=str(self.agent.path),
+                                             invalid_observations=self.invalid_observations)
+            if self.report_dir:
+                self.report_path = write_report(self.report, self.report_dir, REPORT_NAME)
+        super().destroy_node()
+
+
+def main(args=None) -> int:
+    return run_node(SequencerNode, args, "sequencer")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,200 @@
+"""Sequencer core: step transitions after k consecutive successes, settling, timeouts, the report,
+and sequence-file validation (including the shipped example sequences)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from legion_policy.agent_format import load_agent
+from legion_policy.observation_layout import COMPACT12, METAWORLD39
+from legion_policy.policy import SkillMatcher
+from legion_policy.sequencer import (STOP_TASK, SequenceError, SequenceRunner, build_sequence,
+                                     format_report_table, load_sequence_file, single_task_sequence,
+                                     skills_from_agent, write_report)
+from policy_agents import make_agent
+from seq_world import ScriptedWorld
+
+CONFIG = Path(__file__).resolve().parent.parent / "config" / "sequences"
+SKILLS = {"reach-v3": {"predicate": "reach-v3", "binding": None},
+          "push-v3": {"predicate": "push-v3", "binding": None},
+          "button-press-topdown-v3": {"predicate": "button-press-topdown-v3", "binding": None},
+          "no-predicate": {"predicate": None, "binding": None}}
+
+
+def no_language(text):
+    raise ValueError(f"no instruction matching in this test ({text!r})")
+
+
+THREE_STEPS = {"name": "three", "k_consecutive": 3, "timeout_s": 5.0, "settle_s": 0.05, "steps": [
+    {"skill": "reach-v3", "binding": {"objects": ["puck"], "goal_object": "reach_goal"}},
+    {"skill": "push-v3", "binding": {"objects": ["puck"], "goal_object": "push_goal"}, "timeout_s": 3.0},
+    {"skill": "button-press-topdown-v3", "binding": {"objects": ["button"], "goal_object": "button_goal"},
+     "k_consecutive": 5},
+]}
+
+
+def run_world(runner: SequenceRunner, world: ScriptedWorld, dt: float = 0.0125, max_obs: int = 5000):
+    """Feed observations until the runner finishes; returns the commands in order."""
+    t = 0.0
+    commands = [runner.start(t)]
+    world.binding, world.task = commands[0].binding, commands[0].task
+    for _ in range(max_obs):
+        t += dt
+        cmd = runner.on_observation(world.observe(), t)
+        if cmd is not None:
+            commands.append(cmd)
+            if cmd.binding is not None:
+                world.binding = cmd.binding
+            if cmd.task is not None:
+                world.task = cmd.task
+            if cmd.finished:
+                break
+        world.step()
+    return commands
+
+
+def test_three_step_sequence_advances_and_reports():
+    seq = build_sequence(THREE_STEPS, SKILLS, no_language)
+    runner = SequenceRunner(seq, METAWORLD39)
+    cmds = run_world(runner, ScriptedWorld())
+    assert [c.task for c in cmds] == ["reach-v3", "push-v3", "button-press-topdown-v3", STOP_TASK]
+    assert cmds[1].binding == {"skill": "push-v3", "objects": ["puck"], "goal": None, "goal_object": "push_goal",
+                               "quat_order": "xyzw"}
+    assert cmds[2].binding["quat_order"] == "wxyz"         # the button task's quaternion order by default
+    assert cmds[-1].enable is False and cmds[-1].finished
+    report = runner.report()
+    assert report["success"] and report["status"] == "succeeded"
+    rows = report["steps"]
+    assert [r["status"] for r in rows] == ["succeeded"] * 3
+    assert all(r["time_s"] > 0 and r["steps"] >= r["k_consecutive"] for r in rows)
+    assert rows[2]["k_consecutive"] == 5 and rows[1]["timeout_s"] == 3.0
+    assert all(r["final_distance"] <= r["threshold"] for r in rows)
+    assert report["total_time_s"] == pytest.approx(sum(r["time_s"] for r in rows))
+    table = format_report_table(report)
+    assert "SUCCEEDED" in table and "button-press-topdown-v3" in table
+
+
+def test_needs_k_consecutive_and_resets_on_a_miss():
+    seq = build_sequence({"k_consecutive": 3, "settle_s": 0.0, "steps": [{"skill": "push-v3"}]}, SKILLS, no_language)
+    runner = SequenceRunner(seq, METAWORLD39)
+    runner.start(0.0)
+    good = METAWORLD39.pack({**{f.name: np.zeros(f.size) for f in METAWORLD39.fields},
+                             "object1_pos": [0, 0.8, 0.02], "goal_pos": [0.01, 0.8, 0.02]})
+    bad = good.copy()
+    bad[METAWORLD39.slice("object1_pos")] = [0.3, 0.8, 0.02]
+    for i, obs in enumerate([good, good, bad, good, good]):
+        assert runner.on_observation(obs, 0.1 * (i + 1)) is None
+    assert runner.records[0].consecutive == 2
+    assert runner.on_observation(good, 0.6).finished
+    assert runner.report()["steps"][0]["steps"] == 6
+
+
+def test_settle_time_ignores_observations_with_the_old_binding():
+    seq = build_sequence({"settle_s": 0.5, "k_consecutive": 1, "steps": [{"skill": "push-v3"}]}, SKILLS, no_language)
+    runner = SequenceRunner(seq, METAWORLD39)
+    runner.start(10.0)
+    good = np.zeros(39)
+    assert runner.on_observation(good, 10.2) is None and runner.records[0].observations == 0
+    assert runner.on_observation(good, 10.6).finished
+
+
+def test_timeout_fails_safely_and_marks_the_rest_not_run():
+    seq = build_sequence(THREE_STEPS, SKILLS, no_language)
+    runner = SequenceRunner(seq, METAWORLD39)
+    cmds = run_world(runner, ScriptedWorld(stuck=("push-v3",)))
+    assert [c.task for c in cmds] == ["reach-v3", "push-v3", STOP_TASK]
+    assert cmds[-1].enable is False
+    report = runner.report()
+    assert not report["success"] and report["status"] == "failed"
+    assert [r["status"] for r in report["steps"]] == ["succeeded", "timeout", "not_run"]
+    assert report["steps"][1]["time_s"] == pytest.approx(3.0, abs=0.02)
+    assert "step 2" in report["reason"] and "timed out after 3 s" in report["reason"]
+    assert "FAILED" in format_report_table(report)
+
+
+def test_tick_times_out_without_observations_and_abort():
+    seq = build_sequence(THREE_STEPS, SKILLS, no_language)
+    runner = SequenceRunner(seq, METAWORLD39)
+    runner.start(0.0)
+    assert runner.tick(4.9) is None
+    cmd = runner.tick(5.0)
+    assert cmd.finished and cmd.enable is False and runner.status == "failed"
+    runner2 = SequenceRunner(seq, METAWORLD39)
+    runner2.start(0.0)
+    assert runner2.abort("operator stop", 1.0).finished
+    assert runner2.report()["steps"][0]["status"] == "aborted" and runner2.reason == "operator stop"
+
+
+@pytest.mark.parametrize("doc,message", [
+    ({"steps": [{"skill": "fly-v3"}]}, r"step 1: the agent has no skill 'fly-v3'"),
+    ({"steps": [{"skill": "reach-v3", "instruction": "reach"}]}, r"step 1: give exactly one of"),
+    ({"steps": [{"skill": "reach-v3"}, {"skill": "push-v3", "speed": 2}]}, r"step 2: unknown keys \['speed'\]"),
+    ({"steps": [{"skill": "push-v3", "binding": {"objects": ["a", "b", "c"]}}]}, r"step 1 binding: 'objects'"),
+    ({"steps": [{"skill": "push-v3", "binding": {"quat_order": "zyx"}}]}, r"quat_order"),
+    ({"steps": [{"skill": "push-v3", "timeout_s": -1}]}, r"step 1: timeout_s must be"),
+    ({"steps": [{"skill": "push-v3", "k_consecutive": 0}]}, r"step 1: k_consecutive must be"),
+    ({"steps": [{"skill": "no-predicate"}]}, r"has no success predicate"),
+    ({"steps": [{"instruction": "dance"}]}, r"step 1: no instruction matching"),
+    ({"steps": []}, r"'steps' must be a non-empty list"),
+    ({"steps": [{"skill": "push-v3"}], "colour": 1}, r"unknown keys \['colour'\]"),
+])
+def test_bad_sequences_are_refused_naming_the_step(doc, message):
+    with pytest.raises(SequenceError, match=message):
+        build_sequence(doc, SKILLS, no_language)
+
+
+def test_layout_without_the_predicate_fields_is_refused():
+    seq = build_sequence({"steps": [{"skill": "push-v3"}]}, SKILLS, no_language)
+    assert SequenceRunner(seq, COMPACT12).step is None   # compact12 has object1_pos and goal_pos
+    peg = build_sequence({"steps": [{"skill": "peg"}]}, {"peg": {"predicate": "peg-insert-side-v3"}}, no_language)
+    with pytest.raises(ValueError, match="object1_quat"):
+        SequenceRunner(peg, COMPACT12)
+
+
+@pytest.fixture(scope="module")
+def real_agent(tmp_path_factory):
+    return load_agent(make_agent(tmp_path_factory.mktemp("seq") / "agent")[0])
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in CONFIG.glob("*.yaml")))
+def test_shipped_sequences_resolve_against_an_agent(name, real_agent):
+    matcher = SkillMatcher(real_agent.skill_names, real_agent.embedding_matrix())
+    seq = load_sequence_file(CONFIG / name, skills_from_agent(real_agent), matcher)
+    doc = yaml.safe_load((CONFIG / name).read_text())
+    assert len(seq.steps) == len(doc["steps"])
+    for step, entry in zip(seq.steps, doc["steps"]):
+        assert step.task == entry.get("skill", entry.get("instruction"))
+        if "instruction" in entry:
+            assert step.similarity >= matcher.threshold
+        assert step.binding["objects"][0] in ("puck", "button")
+        assert step.binding["goal_object"] in ("reach_goal", "push_goal", "button_goal")
+    SequenceRunner(seq, real_agent.layout)
+
+
+def test_instruction_steps_resolve_with_minilm_and_single_task(real_agent):
+    skills = skills_from_agent(real_agent)
+    matcher = SkillMatcher(real_agent.skill_names, real_agent.embedding_matrix())
+    seq = build_sequence({"steps": [{"instruction": "shove the puck over to the target"}]}, skills, matcher)
+    assert seq.steps[0].skill == "push-v3" and seq.steps[0].task == "shove the puck over to the target"
+    with pytest.raises(SequenceError, match=r"step 1: instruction 'bake a cake' refused: nearest skill"):
+        build_sequence({"steps": [{"instruction": "bake a cake"}]}, skills, matcher)
+    one = single_task_sequence("button-press-topdown-v3", skills, matcher)
+    assert one.steps[0].binding == {"skill": "button-press-topdown-v3", "objects": ["object"], "goal": None,
+                                    "goal_object": "goal", "quat_order": "wxyz"}
+
+
+def test_missing_file_and_written_report(tmp_path):
+    with pytest.raises(SequenceError, match="sequence file not found"):
+        load_sequence_file(tmp_path / "none.yaml", SKILLS, no_language)
+    (tmp_path / "bad.yaml").write_text("steps: [\n")
+    with pytest.raises(SequenceError, match="not valid YAML"):
+        load_sequence_file(tmp_path / "bad.yaml", SKILLS, no_language)
+    runner = SequenceRunner(build_sequence(THREE_STEPS, SKILLS, no_language), METAWORLD39)
+    run_world(runner, ScriptedWorld())
+    path = write_report(runner.report(agent="x"), tmp_path / "out")
+    import json
+    data = json.loads(path.read_text())
+    assert data["success"] and data["agent"] == "x" and len(data["steps"]) == 3
