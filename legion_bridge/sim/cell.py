@@ -1,0 +1,453 @@
+"""The simulated cell: the iiwa + gripper in Metaworld v3 task scenes (ROS-free).
+
+A scene is either one Metaworld v3 task (``"push-v3"``, any of :data:`MT10_TASKS`) or the
+multi-object scene ``"tabletop"``. It is built with MjSpec from the task XML shipped in
+the installed ``metaworld`` package (``metaworld/assets/sawyer_xyz/*.xml``):
+
+1. the Sawyer is removed: the mocap weld and the gripper actuators are deleted and the
+   ``base`` (Sawyer + pedestal) and ``mocap`` bodies detached; table, walls and the task
+   objects stay exactly as Metaworld defines them;
+2. the iiwa + gripper generated from the URDF (:mod:`legion_bridge.sim.mujoco_model`) is
+   attached with its base ``link_0`` at the calibrated pose ``sim_from_base``
+   (config/calibration.yaml); the sim frame is Metaworld's world frame;
+3. a massless marker body per goal (``goal`` or ``push_goal``/``button_goal``/``reach_goal``)
+   holds the goal as a MuJoCo body pose.
+
+Object placement per task instance comes from a real Metaworld env reset (seeded), copied
+by name (body poses, object joint positions, sites), so Metaworld's sampling ranges are not
+re-implemented. The arm starts with the gripper pointing down and Metaworld's hand start
+position (hand = tcp + HAND_FROM_TCP_M), solved with :class:`legion_bridge.robot.kinematics.Kinematics`.
+
+Tracked objects (the names published by sim_arm on ``/objects/<name>/pose``):
+single-task scenes: ``object`` (what Metaworld puts in obs[4:7], computed the same way, see
+:data:`TASK_OBJECTS`) and ``goal``; ``tabletop``: ``puck``, ``button``, ``push_goal``,
+``button_goal``, ``reach_goal``.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+import mujoco
+import numpy as np
+
+from legion_bridge.calibration import Calibration, Transform, load_calibration, matrix_to_quat_xyzw
+from legion_bridge.paths import config_path
+from legion_bridge.robot.kinematics import Kinematics
+from legion_bridge.robot.urdf_model import RobotModel, load_robot_model
+from legion_bridge.sim.mujoco_model import ARM_PREFIX, ArmIndex, ServoConfig, attach_arm, finger_ctrl
+from legion_policy.observation_layout import HAND_FROM_TCP_M, METAWORLD39, gripper_opening_from_gap, quat_in_order
+from legion_policy.success import get_predicate
+from legion_policy.tasks import quat_order
+
+#: The MT10 tasks (all have a single-task scene).
+MT10_TASKS = ("reach-v3", "push-v3", "pick-place-v3", "door-open-v3", "drawer-open-v3", "drawer-close-v3",
+              "button-press-topdown-v3", "peg-insert-side-v3", "window-open-v3", "window-close-v3")
+#: Name of the multi-object scene.
+TABLETOP = "tabletop"
+#: Every scene name the cell accepts.
+SCENES = MT10_TASKS + (TABLETOP,)
+#: Gripper command at reset (Metaworld resets with the gripper open).
+RESET_GRIPPER_COMMAND = -1.0
+#: Prefix of the button-box bodies attached into the tabletop scene.
+BUTTON_PREFIX = "button/"
+#: Tabletop layout: each task's Metaworld placement shifted by these offsets (sim frame, m).
+#: The puck and its goal land in x [-0.17, 0.03], y [0.55, 0.85]; the button box (half-width
+#: 0.12 m) in x [0.2, 0.4], y [0.7, 0.8], so its edge stays >= 3 cm clear of the puck's side
+#: of the table; every point stays reachable gripper-down by the iiwa 7 from the calibrated
+#: overhead mount (checked in test/test_sim_cell.py).
+TABLETOP_PUSH_OFFSET = (-0.07, -0.05, 0.0)
+TABLETOP_BUTTON_OFFSET = (0.3, -0.1, 0.0)
+TABLETOP_REACH_OFFSET = (0.0, 0.0, 0.0)
+#: Hand start of the tabletop scene (Metaworld hand position, sim frame, m).
+TABLETOP_HAND_START = (0.0, 0.6, 0.2)
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    """How a tracked object's pose is read from MuJoCo, as the Metaworld env computes obs[4:11].
+
+    ``pos_kind``: ``"body"`` (data.xpos: the body frame, which is what Metaworld's
+    ``get_body_com`` returns), ``"geom"`` (data.geom_xpos) or ``"site"`` (data.site_xpos) of ``pos_name``,
+    plus ``offset`` (world frame, metres). Orientation: ``rot_kind``/``rot_name`` (``"geom"``,
+    ``"site"`` or ``"body"`` frame).
+    """
+
+    pos_kind: str
+    pos_name: str
+    rot_kind: str
+    rot_name: str
+    offset: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+    def prefixed(self, prefix: str) -> "ObjectRef":
+        return ObjectRef(self.pos_kind, prefix + self.pos_name, self.rot_kind, prefix + self.rot_name, self.offset)
+
+
+#: Object 1 of each MT10 task (metaworld 3.1.1 ``_get_pos_objects`` / ``_get_quat_objects``).
+TASK_OBJECTS: dict[str, ObjectRef] = {
+    "reach-v3": ObjectRef("body", "obj", "geom", "objGeom"),
+    "push-v3": ObjectRef("body", "obj", "geom", "objGeom"),
+    "pick-place-v3": ObjectRef("body", "obj", "geom", "objGeom"),
+    "door-open-v3": ObjectRef("geom", "handle", "geom", "handle"),
+    "drawer-open-v3": ObjectRef("body", "drawer_link", "body", "drawer_link", (0.0, -0.16, 0.0)),
+    "drawer-close-v3": ObjectRef("body", "drawer_link", "body", "drawer_link", (0.0, -0.16, 0.05)),
+    "button-press-topdown-v3": ObjectRef("body", "button", "body", "button", (0.0, 0.0, 0.193)),
+    "peg-insert-side-v3": ObjectRef("site", "pegGrasp", "site", "pegGrasp"),
+    "window-open-v3": ObjectRef("site", "handleOpenStart", "site", "handleOpenStart"),
+    "window-close-v3": ObjectRef("site", "handleCloseStart", "site", "handleCloseStart"),
+}
+
+
+@dataclass(frozen=True)
+class TaskBinding:
+    """Which tracked names a task's success predicate reads in a scene (object None = no object)."""
+
+    task: str
+    object: str | None
+    goal: str
+
+
+def metaworld_env_class(task: str):
+    """The goal-observable Metaworld v3 env class of ``task`` (ValueError if unknown)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from metaworld.env_dict import ALL_V3_ENVIRONMENTS_GOAL_OBSERVABLE as envs
+    try:
+        return envs[f"{task}-goal-observable"]
+    except KeyError:
+        raise ValueError(f"unknown Metaworld v3 task {task!r}") from None
+
+
+class MetaworldPlacer:
+    """Task instances (object placement, goal, hand start) drawn by a seeded Metaworld env reset."""
+
+    def __init__(self, task: str, seed: int = 0):
+        self.task = task
+        cls = metaworld_env_class(task)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.env = cls(seed=int(seed))
+        self.env.seeded_rand_vec = True
+        self.xml_path = Path(self.env.model_name)
+        self.seed(seed)
+
+    def seed(self, seed: int) -> None:
+        self.env.seed(int(seed))
+
+    def sample(self) -> dict:
+        """Reset the env to a new instance; its state by name."""
+        env = self.env
+        env._freeze_rand_vec = False
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            env.reset()
+        m, d = env.model, env.data
+        bodies = {m.body(i).name: (m.body_pos[i].copy(), m.body_quat[i].copy()) for i in range(1, m.nbody)}
+        joints = {key: d.qpos[a:a + size].copy() for key, (a, size, _) in joint_keys(m).items()}
+        sites = {m.site(i).name: m.site_pos[i].copy() for i in range(m.nsite)}
+        return {"bodies": bodies, "joints": joints, "sites": sites,
+                "goal": np.array(env._target_pos, dtype=np.float64).copy(),
+                "hand_init": np.array(env.hand_init_pos, dtype=np.float64).copy()}
+
+
+_QPOS_SIZE = {mujoco.mjtJoint.mjJNT_FREE: 7, mujoco.mjtJoint.mjJNT_BALL: 4,
+              mujoco.mjtJoint.mjJNT_SLIDE: 1, mujoco.mjtJoint.mjJNT_HINGE: 1}
+
+
+def joint_keys(m: mujoco.MjModel) -> dict[str, tuple[int, int, int]]:
+    """Every joint keyed ``<body name>#<k-th joint of that body>`` (Metaworld leaves some unnamed):
+    (qpos address, qpos size, type)."""
+    out, count = {}, {}
+    for j in range(m.njnt):
+        body = m.body(int(m.jnt_bodyid[j])).name
+        k = count.get(body, 0)
+        count[body] = k + 1
+        jtype = int(m.jnt_type[j])
+        out[f"{body}#{k}"] = (int(m.jnt_qposadr[j]), _QPOS_SIZE[jtype], jtype)
+    return out
+
+
+def _remove_sawyer(spec: mujoco.MjSpec) -> None:
+    for e in list(spec.equalities):
+        e.delete()
+    for a in list(spec.actuators):
+        a.delete()
+    for name in ("base", "mocap"):
+        b = spec.body(name)
+        if b is not None:
+            spec.detach_body(b)
+
+
+def _add_marker(spec: mujoco.MjSpec, name: str, rgba) -> None:
+    """A massless body with a visual-only sphere: the pose of a goal."""
+    body = spec.worldbody.add_body(name=name)
+    body.add_geom(type=mujoco.mjtGeom.mjGEOM_SPHERE, size=[0.01, 0, 0], rgba=list(rgba), contype=0,
+                  conaffinity=0, group=2, mass=0.0)
+
+
+def _rot_quat_wxyz(R: np.ndarray) -> np.ndarray:
+    x, y, z, w = matrix_to_quat_xyzw(R)
+    return np.array([w, x, y, z])
+
+
+class Cell:
+    """A MuJoCo cell: iiwa + gripper + a Metaworld scene, with placement, tracked poses and success."""
+
+    def __init__(self, scene: str = "push-v3", robot: RobotModel | str = "iiwa7",
+                 calibration: Calibration | str | Path | None = None, seed: int = 0,
+                 servo: ServoConfig | None = None):
+        if scene not in SCENES:
+            raise ValueError(f"unknown scene {scene!r}: use one of {list(SCENES)}")
+        self.scene = scene
+        self.robot = robot if isinstance(robot, RobotModel) else load_robot_model(robot)
+        if calibration is None:
+            calibration = config_path("calibration.yaml")
+        self.calibration = calibration if isinstance(calibration, Calibration) else load_calibration(calibration)
+        self.sim_from_base: Transform = self.calibration.sim_from_base
+        self.kin = Kinematics(self.robot, sim_from_base=self.sim_from_base)
+        self._seed = int(seed)
+        if scene == TABLETOP:
+            self._placers = {"push-v3": MetaworldPlacer("push-v3", seed),
+                             "button-press-topdown-v3": MetaworldPlacer("button-press-topdown-v3", seed + 1),
+                             "reach-v3": MetaworldPlacer("reach-v3", seed + 2)}
+        else:
+            self._placers = {scene: MetaworldPlacer(scene, seed)}
+        self.spec = self._build_spec(servo)
+        self.model = self.spec.compile()
+        self.data = mujoco.MjData(self.model)
+        self.arm = ArmIndex(self.model, self.robot, ARM_PREFIX)
+        self._finger_upper = self.robot.gripper.finger_upper.copy()
+        self.tracked: dict[str, ObjectRef] = self._tracked_refs()
+        self.bindings: tuple[TaskBinding, ...] = self._bindings()
+        self.gripper_command = RESET_GRIPPER_COMMAND
+        self.instance: dict = {}
+        self.reset()
+
+    # ------------------------------------------------------------------ building
+    def _build_spec(self, servo) -> mujoco.MjSpec:
+        first = next(iter(self._placers.values()))
+        spec = mujoco.MjSpec.from_file(str(first.xml_path))
+        _remove_sawyer(spec)
+        spec.option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
+        if self.scene == TABLETOP:
+            bspec = mujoco.MjSpec.from_file(str(self._placers["button-press-topdown-v3"].xml_path))
+            spec.worldbody.add_frame().attach_body(bspec.body("box"), BUTTON_PREFIX, "")
+            for name, rgba in (("push_goal", (0, 0.8, 0, 1)), ("button_goal", (0.8, 0.8, 0, 1)),
+                               ("reach_goal", (0, 0.4, 0.8, 1))):
+                _add_marker(spec, name, rgba)
+        else:
+            _add_marker(spec, "goal", (0, 0.8, 0, 1))
+        T = self.sim_from_base
+        attach_arm(spec, self.robot, T.t, _rot_quat_wxyz(T.R), servo)
+        return spec
+
+    def _tracked_refs(self) -> dict[str, ObjectRef]:
+        if self.scene == TABLETOP:
+            return {"puck": TASK_OBJECTS["push-v3"],
+                    "button": TASK_OBJECTS["button-press-topdown-v3"].prefixed(BUTTON_PREFIX),
+                    "push_goal": ObjectRef("body", "push_goal", "body", "push_goal"),
+                    "button_goal": ObjectRef("body", "button_goal", "body", "button_goal"),
+                    "reach_goal": ObjectRef("body", "reach_goal", "body", "reach_goal")}
+        return {"object": TASK_OBJECTS[self.scene], "goal": ObjectRef("body", "goal", "body", "goal")}
+
+    def _bindings(self) -> tuple[TaskBinding, ...]:
+        if self.scene == TABLETOP:
+            return (TaskBinding("push-v3", "puck", "push_goal"),
+                    TaskBinding("button-press-topdown-v3", "button", "button_goal"),
+                    TaskBinding("reach-v3", None, "reach_goal"))
+        return (TaskBinding(self.scene, "object", "goal"),)
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        """Tasks whose success the cell evaluates."""
+        return tuple(b.task for b in self.bindings)
+
+    @property
+    def timestep(self) -> float:
+        return float(self.model.opt.timestep)
+
+    # ------------------------------------------------------------------ reset
+    def reset(self, seed: int | None = None) -> None:
+        """A new task instance: objects and goals from Metaworld, arm at the hand start, gripper open."""
+        if seed is not None:
+            self._seed = int(seed)
+            for k, (task, placer) in enumerate(self._placers.items()):
+                placer.seed(self._seed + k)
+        m, d = self.model, self.data
+        mujoco.mj_resetData(m, d)
+        if self.scene == TABLETOP:
+            push = self._placers["push-v3"].sample()
+            button = self._placers["button-press-topdown-v3"].sample()
+            reach = self._placers["reach-v3"].sample()
+            self._apply(push, "", TABLETOP_PUSH_OFFSET)
+            self._apply(button, BUTTON_PREFIX, TABLETOP_BUTTON_OFFSET)
+            goals = {"push_goal": push["goal"] + TABLETOP_PUSH_OFFSET,
+                     "button_goal": button["goal"] + TABLETOP_BUTTON_OFFSET,
+                     "reach_goal": reach["goal"] + TABLETOP_REACH_OFFSET}
+            hand = np.array(TABLETOP_HAND_START, dtype=np.float64)
+        else:
+            inst = self._placers[self.scene].sample()
+            self._apply(inst, "", (0.0, 0.0, 0.0))
+            goals = {"goal": inst["goal"]}
+            hand = inst["hand_init"]
+        for name, g in goals.items():
+            m.body_pos[m.body(name).id] = g
+        q = self.arm_start(hand)
+        d.qpos[self.arm.arm_qpos] = q
+        d.ctrl[self.arm.arm_act] = q
+        d.qpos[self.arm.finger_qpos] = self._finger_upper
+        self.set_gripper(RESET_GRIPPER_COMMAND)
+        mujoco.mj_forward(m, d)
+        self.instance = {"seed": self._seed, "goals": {k: np.asarray(v).tolist() for k, v in goals.items()},
+                         "hand_start": hand.tolist()}
+
+    def _apply(self, inst: dict, prefix: str, offset) -> None:
+        """Copy a Metaworld instance into the cell by name (bodies that exist here, object joints, sites)."""
+        m, d = self.model, self.data
+        off = np.asarray(offset, dtype=np.float64)
+        arm_names = {m.body(i).name for i in self.arm.body_ids}
+        for name, (pos, quat) in inst["bodies"].items():
+            try:
+                bid = m.body(prefix + name).id
+            except KeyError:
+                continue
+            if prefix + name in arm_names or m.body_parentid[bid] != 0:
+                continue  # only top-level scene bodies are placed by Metaworld
+            m.body_pos[bid] = pos + off
+            m.body_quat[bid] = quat
+        keys = joint_keys(m)
+        for key, val in inst["joints"].items():
+            if prefix + key not in keys:
+                continue
+            a, size, jtype = keys[prefix + key]
+            v = val.copy()
+            if jtype == mujoco.mjtJoint.mjJNT_FREE:
+                v[:3] += off
+            d.qpos[a:a + size] = v
+        for name, pos in inst["sites"].items():
+            try:
+                sid = m.site(prefix + name).id
+            except KeyError:
+                continue
+            if m.site_bodyid[sid] == 0:
+                m.site_pos[sid] = pos + off
+
+    def arm_start(self, hand_sim) -> np.ndarray:
+        """Joint positions putting Metaworld's hand at ``hand_sim`` with the gripper down (ValueError if unreachable)."""
+        tcp_sim = np.asarray(hand_sim, dtype=np.float64) - np.asarray(HAND_FROM_TCP_M)
+        target = self.sim_from_base.inverse().apply(tcp_sim)
+        res = self.kin.ik(target)
+        if not bool(res.success):
+            raise ValueError(f"hand start {np.round(hand_sim, 3).tolist()} is not reachable with the gripper "
+                             f"down from the calibrated base pose (error {float(res.position_error):.4f} m)")
+        return np.asarray(res.q, dtype=np.float64)
+
+    # ------------------------------------------------------------------ actuation
+    def set_gripper(self, command: float) -> None:
+        """Gripper command in [-1, 1], Metaworld semantics (<= 0 open, +1 close, magnitude = force)."""
+        c = float(command)
+        if not np.isfinite(c):
+            raise ValueError("gripper command is NaN or inf")
+        self.gripper_command = float(np.clip(c, -1.0, 1.0))
+        for act, up in zip(self.arm.finger_act, self._finger_upper):
+            self.data.ctrl[act] = finger_ctrl(self.gripper_command, up)
+
+    def set_arm_ctrl(self, q_ref: np.ndarray, qd_ref: np.ndarray | None = None) -> None:
+        """Servo targets of the arm; with ``qd_ref`` the servo's damping acts on the velocity error."""
+        ctrl = np.asarray(q_ref, dtype=np.float64)
+        if qd_ref is not None:
+            kp = self.model.actuator_gainprm[self.arm.arm_act, 0]
+            kv = -self.model.actuator_biasprm[self.arm.arm_act, 2]
+            ctrl = ctrl + kv / kp * np.asarray(qd_ref, dtype=np.float64)
+        self.data.ctrl[self.arm.arm_act] = ctrl
+
+    def step(self, n: int = 1) -> None:
+        mujoco.mj_step(self.model, self.data, nstep=int(n))
+
+    # ------------------------------------------------------------------ state
+    @property
+    def time(self) -> float:
+        return float(self.data.time)
+
+    def joint_positions(self) -> np.ndarray:
+        return self.data.qpos[self.arm.arm_qpos].copy()
+
+    def joint_velocities(self) -> np.ndarray:
+        return self.data.qvel[self.arm.arm_dof].copy()
+
+    def joint_efforts(self) -> np.ndarray:
+        return self.data.actuator_force[self.arm.arm_act].copy()
+
+    def gripper_gap(self) -> float:
+        """Finger gap [m] (sum of the finger openings, within [0, max gap]: the soft joint limits may
+        let the fingers overshoot the stroke by a millimetre under full force)."""
+        return float(np.clip(np.sum(self.data.qpos[self.arm.finger_qpos]), 0.0, self.robot.gripper.max_gap))
+
+    def tcp_pose(self) -> tuple[np.ndarray, np.ndarray]:
+        """tcp position (sim frame) and rotation matrix."""
+        s = self.arm.tcp_site
+        return self.data.site_xpos[s].copy(), self.data.site_xmat[s].reshape(3, 3).copy()
+
+    def hand_pos(self) -> np.ndarray:
+        """Metaworld's hand position: tcp + HAND_FROM_TCP_M (sim frame)."""
+        return self.tcp_pose()[0] + np.asarray(HAND_FROM_TCP_M)
+
+    def object_pose(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """(position (3,), quaternion (x, y, z, w)) of a tracked object in the sim frame."""
+        try:
+            ref = self.tracked[name]
+        except KeyError:
+            raise KeyError(f"scene {self.scene!r} tracks no object {name!r}; tracked: {sorted(self.tracked)}") from None
+        m, d = self.model, self.data
+        if ref.pos_kind == "body":
+            p = d.xpos[m.body(ref.pos_name).id]
+        elif ref.pos_kind == "geom":
+            p = d.geom_xpos[m.geom(ref.pos_name).id]
+        else:
+            p = d.site_xpos[m.site(ref.pos_name).id]
+        if ref.rot_kind == "body":
+            R = d.xmat[m.body(ref.rot_name).id]
+        elif ref.rot_kind == "geom":
+            R = d.geom_xmat[m.geom(ref.rot_name).id]
+        else:
+            R = d.site_xmat[m.site(ref.rot_name).id]
+        return p + np.asarray(ref.offset), matrix_to_quat_xyzw(R.reshape(3, 3))
+
+    def object_poses(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        return {name: self.object_pose(name) for name in self.tracked}
+
+    def observation(self, binding: TaskBinding) -> np.ndarray:
+        """Ground-truth ``metaworld39`` observation of a task (previous frame = current frame)."""
+        hand = self.hand_pos()
+        opening = float(gripper_opening_from_gap(self.gripper_gap()))
+        if binding.object is not None:
+            p, q_xyzw = self.object_pose(binding.object)
+            q = quat_in_order(np.r_[q_xyzw[3], q_xyzw[:3]], quat_order(binding.task))
+        else:
+            p, q = np.zeros(3), np.zeros(4)
+        frame = {"hand_pos": hand, "gripper_opening": [opening], "object1_pos": p, "object1_quat": q,
+                 "object2_pos": np.zeros(3), "object2_quat": np.zeros(4)}
+        values = dict(frame)
+        values.update({f"prev_{k}": v for k, v in frame.items()})
+        values["goal_pos"] = self.object_pose(binding.goal)[0]
+        return METAWORLD39.pack(values)
+
+    def success(self) -> dict[str, dict]:
+        """Per task: ``{"success": bool, "distance": float, "threshold": float}`` from legion_policy.success."""
+        out = {}
+        for b in self.bindings:
+            pred = get_predicate(b.task)
+            dist = float(pred.distance(self.observation(b), METAWORLD39))
+            out[b.task] = {"success": bool(dist <= pred.threshold), "distance": dist, "threshold": pred.threshold}
+        return out
+
+
+def reachable_points(cell: Cell) -> Mapping[str, np.ndarray]:
+    """Hand start, object and goal points of the current instance (sim frame), for reachability checks."""
+    pts = {"hand_start": np.asarray(cell.instance["hand_start"]) - np.asarray(HAND_FROM_TCP_M)}
+    for name in cell.tracked:
+        pts[name] = cell.object_pose(name)[0]
+    return pts
+

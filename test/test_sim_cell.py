@@ -1,0 +1,93 @@
+"""The simulated cell: Metaworld v3 scenes with the Sawyer replaced by the iiwa, placement, tracking, success."""
+from __future__ import annotations
+
+import warnings
+
+import mujoco
+import numpy as np
+import pytest
+
+from legion_bridge.sim.cell import MT10_TASKS, TABLETOP, Cell
+from legion_policy.observation_layout import HAND_FROM_TCP_M, quat_in_order
+from legion_policy.tasks import quat_order
+
+warnings.filterwarnings("ignore", category=UserWarning)
+SAWYER_BODIES = ("base", "mocap", "hand", "right_hand", "rightclaw_it", "leftpad")
+
+
+@pytest.mark.parametrize("task", MT10_TASKS)
+def test_task_scene_matches_metaworld_instance(task):
+    """Sawyer gone, iiwa in; object/goal as Metaworld computes obs[4:11] and obs[36:39]; hand at the start."""
+    cell = Cell(task, seed=7)
+    names = {cell.model.body(i).name for i in range(cell.model.nbody)}
+    assert not names & set(SAWYER_BODIES)
+    assert "iiwa/link_0" in names and "iiwa/tcp" in names
+    env = cell._placers[task].env  # the Metaworld env that drew this instance
+    mujoco.mj_forward(env.model, env.data)
+    obs = env._get_obs()
+    p, q = cell.object_pose("object")
+    np.testing.assert_allclose(p, obs[4:7], atol=1e-9)
+    mw_q = obs[7:11]
+    ours = quat_in_order(np.r_[q[3], q[:3]], quat_order(task))
+    assert min(np.abs(ours - mw_q).max(), np.abs(ours + mw_q).max()) < 1e-6  # q and -q: same rotation
+    np.testing.assert_allclose(cell.object_pose("goal")[0], obs[36:39], atol=1e-9)
+    # the hand (tcp + HAND_FROM_TCP_M) starts where Metaworld's does, gripper pointing down, open
+    np.testing.assert_allclose(cell.hand_pos(), env.hand_init_pos, atol=1e-3)
+    _, R = cell.tcp_pose()
+    assert R[:, 2] @ np.array([0.0, 0.0, -1.0]) > 0.999
+    assert cell.gripper_gap() > 0.095
+    assert not any(cell.success()[task]["success"] for _ in [0])
+
+
+def test_reset_is_seeded():
+    cell = Cell("push-v3", seed=3)
+    a = cell.object_poses()
+    cell.reset()
+    b = cell.object_poses()
+    cell.reset(seed=3)
+    c = cell.object_poses()
+    assert np.abs(a["object"][0] - b["object"][0]).max() > 1e-3  # a new instance
+    np.testing.assert_allclose(a["object"][0], c["object"][0], atol=1e-12)  # same seed, same instance
+    np.testing.assert_allclose(a["goal"][0], c["goal"][0], atol=1e-12)
+
+
+def test_push_success_from_the_policy_predicate():
+    cell = Cell("push-v3", seed=1)
+    assert cell.success()["push-v3"]["success"] is False
+    goal = cell.object_pose("goal")[0]
+    jnt = cell.model.joint("objjoint")
+    a = jnt.qposadr[0]
+    cell.data.qpos[a:a + 3] = goal
+    mujoco.mj_forward(cell.model, cell.data)
+    s = cell.success()["push-v3"]
+    assert s["success"] is True and s["distance"] < 1e-6
+
+
+def test_tabletop_objects_coexist_apart_and_reachable():
+    cell = Cell(TABLETOP, seed=0)
+    assert set(cell.tracked) == {"puck", "button", "push_goal", "button_goal", "reach_goal"}
+    assert set(cell.tasks) == {"push-v3", "button-press-topdown-v3", "reach-v3"}
+    for seed in range(5):
+        cell.reset(seed=seed)
+        cell.step(200)  # let things settle: nothing may be pushed by a neighbour
+        m, d = cell.model, cell.data
+        puck = m.body("obj").id
+        box_bodies = {m.body(n).id for n in ("button/box", "button/buttonbox", "button/button")}
+        for c in d.contact[:d.ncon]:
+            pair = {m.geom_bodyid[c.geom1], m.geom_bodyid[c.geom2]}
+            assert not (puck in pair and pair & box_bodies), "puck touches the button box"
+        pts = {k: cell.object_pose(k)[0] for k in cell.tracked}
+        # the puck (radius 0.02) and its path to the goal stay clear of the button box (half-width 0.12)
+        assert max(pts["puck"][0], pts["push_goal"][0]) + 0.02 + 0.02 < pts["button"][0] - 0.12
+        # every object and goal is reachable with the gripper down (tcp at the point)
+        targets = np.array(list(pts.values()))
+        targets[:, 2] = np.maximum(targets[:, 2], 0.02)
+        res = cell.kin.ik(cell.sim_from_base.inverse().apply(targets))
+        assert np.all(res.success), dict(zip(pts, res.position_error))
+    s = cell.success()
+    assert set(s) == {"push-v3", "button-press-topdown-v3", "reach-v3"}
+
+
+def test_unknown_scene_is_rejected_with_the_list():
+    with pytest.raises(ValueError, match="unknown scene 'push-v9'"):
+        Cell("push-v9")
