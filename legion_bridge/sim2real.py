@@ -1,0 +1,229 @@
+"""sim2real core (ROS-free): policy actions -> safe joint commands for the robot.
+
+Per action (Metaworld semantics, :data:`~legion_policy.observation_layout.ACTION_SPEC`):
+
+1. validate the action (size, finite, in [-1, 1]) and the latest joint state (names, finite,
+   limits, age): else reject (counted) and hold;
+2. target hand = base + ``action[:3] * position_scale``, where base is the measured hand
+   (``target_base: measured``) or the last commanded target (``commanded``: Metaworld's
+   mocap, which accumulates; kept within ``max_target_lead_m`` of the measured hand);
+3. clip the target to the calibrated workspace box (sim frame);
+4. sim -> base frame, IK (gripper down) seeded by the measured joints; a failed IK holds;
+5. the safety envelope (:mod:`legion_bridge.safety`) bounds the joint step (position limits
+   minus a margin, velocity over the command horizon, acceleration between commands) and
+   checks the commanded hand is in the box;
+6. command: the joint positions to reach ``horizon_s`` from now, and the gripper command
+   ``action[3]`` (<= 0 open, +1 close).
+
+Nothing moves until enabled (no command at all while disabled; disabling sends one hold).
+Watchdog (:meth:`Sim2RealCore.tick`, every period): no fresh action within
+``action_timeout_periods`` or no fresh joint state within ``joint_state_timeout_periods``
+-> hold the (last valid) measured position; motion resumes with the next fresh action.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from legion_bridge.hand import HandFrames
+from legion_bridge.safety import (CommandResult, Rejection, RejectionCounter, SafetyEnvelope, SafetyLimits,
+                                  check_action)
+from legion_policy.observation_layout import ACTION_SPEC, ActionSpec
+
+TARGET_BASES = ("measured", "commanded")
+
+
+@dataclass(frozen=True)
+class Sim2RealConfig:
+    """Timing and behaviour of sim2real (config/sim2real.yaml)."""
+
+    #: policy period: time between actions [s] (also the acceleration-limit interval)
+    period_s: float = 0.0125
+    #: time_from_start of every command [s]: the controller reaches the point in this time
+    horizon_s: float = 0.025
+    #: base of the target hand: "measured" hand or last "commanded" target
+    target_base: str = "commanded"
+    #: with target_base "commanded": how far the target may lead the measured hand [m]
+    max_target_lead_m: float = 0.05
+    #: watchdog: hold when the newest action is older than this many periods
+    action_timeout_periods: float = 4.0
+    #: watchdog: hold when the newest valid joint state is older than this many periods
+    joint_state_timeout_periods: float = 4.0
+    #: IK result refused when the tcp misses the target by more than this [m]
+    ik_position_tolerance_m: float = 2e-3
+
+    def __post_init__(self) -> None:
+        if self.target_base not in TARGET_BASES:
+            raise ValueError(f"target_base must be one of {TARGET_BASES}, got {self.target_base!r}")
+        for name in ("period_s", "horizon_s", "max_target_lead_m", "action_timeout_periods",
+                     "joint_state_timeout_periods", "ik_position_tolerance_m"):
+            v = getattr(self, name)
+            if not (np.isfinite(v) and v > 0):
+                raise ValueError(f"sim2real: {name} must be a positive number, got {v}")
+
+    @classmethod
+    def from_params(cls, p: Mapping) -> "Sim2RealConfig":
+        keys = cls.__dataclass_fields__.keys()
+        return cls(**{k: (str(v) if k == "target_base" else float(v)) for k, v in p.items() if k in keys})
+
+
+@dataclass
+class Command:
+    """What sim2real sends: joint positions to reach in ``horizon_s``, and maybe a gripper command."""
+
+    kind: str  # "move" | "hold"
+    q: np.ndarray
+    horizon_s: float
+    gripper: float | None = None
+    reason: str = ""
+
+
+@dataclass
+class _State:
+    q: np.ndarray | None = None  # last valid measured joints
+    q_time: float = -np.inf  # when it was received (node clock) [s]
+    action_time: float = -np.inf
+    v_prev: np.ndarray | None = None
+    target_hand: np.ndarray | None = None  # last commanded target (sim frame)
+    last_command_time: float = -np.inf
+    holding: bool = True
+    enabled: bool = False
+
+
+class Sim2RealCore:
+    """The sim2real pipeline; the node feeds it messages and publishes what it returns."""
+
+    def __init__(self, hand: HandFrames, limits: SafetyLimits, config: Sim2RealConfig,
+                 action_spec: ActionSpec = ACTION_SPEC, enabled: bool = False) -> None:
+        self.hand = hand
+        self.kin = hand.kin
+        self.cfg = config
+        self.spec = action_spec
+        self.envelope = SafetyEnvelope(limits, hand.hand_sim)
+        self.limits = limits
+        self.s = _State(enabled=bool(enabled))
+        self.sent_moves = 0
+        self.sent_holds = 0
+        self.last_ik_error = float("nan")
+
+    # ------------------------------------------------------------------ status
+    @property
+    def counter(self) -> RejectionCounter:
+        return self.envelope.counter
+
+    @property
+    def enabled(self) -> bool:
+        return self.s.enabled
+
+    @property
+    def holding(self) -> bool:
+        return self.s.holding
+
+    @property
+    def measured_q(self) -> np.ndarray | None:
+        return None if self.s.q is None else self.s.q.copy()
+
+    def measured_hand(self) -> np.ndarray | None:
+        return None if self.s.q is None else self.hand.hand_sim(self.s.q)
+
+    # ------------------------------------------------------------------ inputs
+    def on_joint_state(self, names: Sequence[str], positions, stamp_s: float | None, now_s: float) -> bool:
+        """Store a joint state if it is valid (else counted); True when accepted."""
+        q = self.envelope.check_joint_state(names, positions, stamp_s, now_s)
+        if isinstance(q, Rejection):
+            return False
+        self.s.q, self.s.q_time = q, now_s
+        return True
+
+    def set_enabled(self, enabled: bool, now_s: float) -> Command | None:
+        """Enable or disable motion; disabling returns a hold (stop now)."""
+        was = self.s.enabled
+        self.s.enabled = bool(enabled)
+        if was and not enabled:
+            return self._hold(now_s, "disabled")
+        if enabled and not was:
+            self.s.holding, self.s.target_hand, self.s.v_prev = True, None, None
+        return None
+
+    def on_action(self, action, now_s: float) -> Command | None:
+        """A policy action: the command to send, a hold, or None (disabled / nothing safe to send)."""
+        a = check_action(action, self.spec.size, self.spec.low, self.spec.high)
+        if isinstance(a, Rejection):
+            self.envelope.reject(a)
+            return self._hold(now_s, a.reason) if self.s.enabled else None
+        if not self.s.enabled:
+            self.counter.add("disabled", "action while disabled")
+            return None
+        if not self._joint_state_fresh(now_s):
+            self.counter.add("joint_state_missing", "no fresh valid joint state")
+            return self._hold(now_s, "joint_state_missing")
+        self.s.action_time = now_s
+        return self._move(a, now_s)
+
+    def tick(self, now_s: float) -> Command | None:
+        """Watchdog, called every period: a hold when the action or joint-state stream went quiet."""
+        if not self.s.enabled or self.s.holding:
+            return None
+        if not self._joint_state_fresh(now_s):
+            self.counter.add("watchdog", "joint states stopped")
+            return self._hold(now_s, "watchdog: joint states")
+        if now_s - self.s.action_time > self.cfg.action_timeout_periods * self.cfg.period_s:
+            self.counter.add("watchdog", "actions stopped")
+            return self._hold(now_s, "watchdog: actions")
+        return None
+
+    # ------------------------------------------------------------------ internals
+    def _joint_state_fresh(self, now_s: float) -> bool:
+        return self.s.q is not None and now_s - self.s.q_time <= self.cfg.joint_state_timeout_periods * self.cfg.period_s
+
+    def _hold(self, now_s: float, reason: str) -> Command | None:
+        self.s.holding, self.s.v_prev, self.s.target_hand = True, None, None
+        if self.s.q is None:
+            return None
+        q = self.envelope.hold(self.s.q)
+        if q is None:
+            return None
+        self.sent_holds += 1
+        self.s.last_command_time = now_s
+        return Command("hold", q, self.cfg.horizon_s, None, reason)
+
+    def _move(self, a: np.ndarray, now_s: float) -> Command | None:
+        cfg, lim = self.cfg, self.limits
+        q_meas = self.s.q
+        hand_meas = self.hand.hand_sim(q_meas)
+        if cfg.target_base == "commanded" and self.s.target_hand is not None:
+            base = self.s.target_hand
+            lead = base - hand_meas
+            n = float(np.linalg.norm(lead))
+            if n > cfg.max_target_lead_m:
+                base = hand_meas + lead * (cfg.max_target_lead_m / n)
+        else:
+            base = hand_meas
+        target = np.clip(base + a[:3] * self.spec.position_scale, lim.workspace_min, lim.workspace_max)
+        ik = self.kin.ik(self.hand.tcp_base_for_hand(target), q_meas)
+        self.last_ik_error = float(ik.position_error)
+        if not float(ik.position_error) <= cfg.ik_position_tolerance_m:
+            self.envelope.reject(Rejection("ik_failed", f"target {target.round(4).tolist()} missed by "
+                                                        f"{float(ik.position_error):.4f} m"))
+            return self._hold(now_s, "ik_failed")
+        v_prev = self.s.v_prev if self.s.v_prev is not None else np.zeros_like(q_meas)
+        gap = now_s - self.s.last_command_time
+        period = min(cfg.period_s, gap) if gap > 0 else cfg.period_s
+        res = self.envelope.limit_command(q_meas, ik.q, v_prev, cfg.horizon_s, period)
+        if isinstance(res, Rejection):
+            return self._hold(now_s, res.reason)
+        self.s.v_prev, self.s.target_hand, self.s.holding = res.velocity, target, False
+        self.s.last_command_time = now_s
+        self.sent_moves += 1
+        return Command("move", res.q, cfg.horizon_s, float(a[3]), "")
+
+    def status(self) -> dict:
+        """Counters and state for /diagnostics."""
+        return {"enabled": self.s.enabled, "holding": self.s.holding, "sent_moves": self.sent_moves,
+                "sent_holds": self.sent_holds, "rejected_total": self.counter.total,
+                "acceleration_overridden": self.envelope.acceleration_overrides,
+                "last_ik_error_m": self.last_ik_error,
+                "last_rejection": "" if self.counter.last is None else ": ".join(self.counter.last),
+                **self.counter.as_dict()}
