@@ -354,13 +354,34 @@ class Cell:
         for act, up in zip(self.arm.finger_act, self._finger_upper):
             self.data.ctrl[act] = finger_ctrl(self.gripper_command, up)
 
-    def set_arm_ctrl(self, q_ref: np.ndarray, qd_ref: np.ndarray | None = None) -> None:
-        """Servo targets of the arm; with ``qd_ref`` the servo's damping acts on the velocity error."""
-        ctrl = np.asarray(q_ref, dtype=np.float64)
+    def set_arm_ctrl(self, q_ref: np.ndarray, qd_ref: np.ndarray | None = None,
+                     qdd_ref: np.ndarray | None = None) -> None:
+        """Servo targets of the arm.
+
+        The position servo's force is kp (ctrl - q) - kv qdot; shifting its target by
+        (kv qd_ref + M qdd_ref) / kp adds velocity and inertial feed-forward (M: the joint-space
+        mass matrix now, armature included), so the servo force becomes
+        kp (q_ref - q) + kv (qd_ref - qdot) + M qdd_ref and the joints follow a smooth setpoint
+        without lag, hence without catching up faster than the setpoint moves.
+        """
+        ctrl = np.asarray(q_ref, dtype=np.float64).copy()
+        kp = self.model.actuator_gainprm[self.arm.arm_act, 0]
         if qd_ref is not None:
-            kp = self.model.actuator_gainprm[self.arm.arm_act, 0]
             kv = -self.model.actuator_biasprm[self.arm.arm_act, 2]
-            ctrl = ctrl + kv / kp * np.asarray(qd_ref, dtype=np.float64)
+            ctrl += kv / kp * np.asarray(qd_ref, dtype=np.float64)
+        if qdd_ref is not None:
+            acc = np.zeros(self.model.nv)
+            acc[self.arm.arm_dof] = qdd_ref
+            tau = np.zeros(self.model.nv)
+            mujoco.mj_mulM(self.model, self.data, tau, acc)
+            ff = tau[self.arm.arm_dof]
+            # Coriolis/centrifugal forces (bias minus the gravity that gravcomp cancels) and the
+            # joints' viscous damping at the reference velocity
+            dofs = self.arm.arm_dof
+            ff += self.data.qfrc_bias[dofs] - self.data.qfrc_gravcomp[dofs]
+            if qd_ref is not None:
+                ff += self.model.dof_damping[dofs] * np.asarray(qd_ref, dtype=np.float64)
+            ctrl += ff / kp
         self.data.ctrl[self.arm.arm_act] = ctrl
 
     def step(self, n: int = 1) -> None:
