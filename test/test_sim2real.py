@@ -1,0 +1,140 @@
+"""The sim2real core: action semantics, box clipping, enable, watchdog, IK failure (real kinematics)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bridge_fixtures import cell, limits, q_for_hand, sim2real_config
+from legion_bridge.calibration import Calibration, Transform
+from legion_bridge.hand import HandFrames
+from legion_bridge.robot.kinematics import Kinematics
+from legion_bridge.sim2real import Sim2RealConfig, Sim2RealCore
+from legion_policy.observation_layout import ACTION_SPEC
+
+MODEL, KIN, CAL, HAND, PARAMS = cell()
+NAMES = MODEL.joint_names
+START = np.array([0.0, 0.6, 0.2])
+
+
+#: limits that do not shape the motion, to test the action semantics alone
+FREE = dict(acceleration_limits=[1e4] * 7, velocity_scale=1.0)
+
+
+def _core(limit_overrides=None, **cfg):
+    return Sim2RealCore(HAND, limits(**(limit_overrides or {})), sim2real_config(**cfg), enabled=True)
+
+
+def _run(core, actions, q0, track=1.0, t0=10.0):
+    """Feed actions one per period; the arm moves ``track`` of the way to each command per period."""
+    q, now, cmds = q0.copy(), t0, []
+    for a in actions:
+        core.on_joint_state(NAMES, q, now, now)
+        cmd = core.on_action(a, now)
+        cmds.append(cmd)
+        if cmd is not None:
+            q = q + track * (cmd.q - q)
+        now += core.cfg.period_s
+    return q, now, cmds
+
+
+def test_measured_base_moves_the_hand_by_action_times_scale():
+    """target_base measured, a controller that reaches each command: hand moves a x 0.01 m per step."""
+    core = _core(FREE, target_base="measured")
+    q0 = q_for_hand(START)
+    a = np.array([0.6, -0.4, 0.3, -1.0])
+    q, _, cmds = _run(core, [a] * 5, q0)
+    assert all(c.kind == "move" for c in cmds)
+    moved = HAND.hand_sim(q) - HAND.hand_sim(q0)
+    np.testing.assert_allclose(moved, 5 * a[:3] * ACTION_SPEC.position_scale, atol=2e-4)
+    assert cmds[-1].gripper == -1.0 and cmds[-1].horizon_s == pytest.approx(core.cfg.horizon_s)
+
+
+def test_commanded_base_accumulates_like_metaworld_mocap():
+    """target_base commanded: the target advances a x 0.01 m per step even while the arm lags."""
+    core = _core(FREE, target_base="commanded")
+    q0 = q_for_hand(START)
+    a = np.array([0.0, 1.0, 0.0, 0.0])
+    q, _, _ = _run(core, [a] * 8, q0, track=0.5)
+    target = core.s.target_hand
+    np.testing.assert_allclose(target, START + 8 * a[:3] * 0.01, atol=1e-9)
+    hand = HAND.hand_sim(q)
+    assert 0.0 < target[1] - hand[1] <= core.cfg.max_target_lead_m  # lags, within the lead cap
+    # the lead cap: a stuck arm (no tracking) lets the target run at most max_target_lead_m ahead
+    core2 = _core(FREE, target_base="commanded", max_target_lead_m=0.03)
+    _run(core2, [a] * 10, q0, track=0.0)
+    assert core2.s.target_hand[1] - START[1] <= 0.03 + 0.01 + 1e-9
+
+
+def test_target_is_clipped_to_the_workspace_box():
+    core = _core(FREE, target_base="measured")
+    lo = CAL.workspace_min
+    q0 = q_for_hand([0.0, 0.6, lo[2] + 0.004])
+    q, _, cmds = _run(core, [[0, 0, -1.0, 0]] * 3, q0)
+    assert all(c.kind == "move" for c in cmds)
+    assert HAND.hand_sim(q)[2] == pytest.approx(lo[2], abs=2e-4)  # not 3 cm lower: the table is safe
+
+
+def test_nothing_moves_until_enabled_and_disable_holds():
+    core = Sim2RealCore(HAND, limits(), sim2real_config(), enabled=False)
+    q0 = q_for_hand(START)
+    _, now, cmds = _run(core, [[1, 0, 0, 1]] * 4, q0)
+    assert cmds == [None] * 4 and core.counter.counts["disabled"] == 4
+    assert core.set_enabled(True, now) is None
+    core.on_joint_state(NAMES, q0, now, now)
+    cmd = core.on_action([1, 0, 0, 1], now)
+    assert cmd.kind == "move"
+    hold = core.set_enabled(False, now)
+    assert hold.kind == "hold" and np.array_equal(hold.q, q0) and hold.gripper is None
+    assert core.on_action([1, 0, 0, 1], now) is None
+
+
+def test_watchdog_holds_when_actions_or_joint_states_stop():
+    core = _core()
+    cfg = core.cfg
+    q0 = q_for_hand(START)
+    q, now, _ = _run(core, [[0.5, 0, 0, 0]] * 3, q0)
+    now -= cfg.period_s  # time of the last action
+    core.on_joint_state(NAMES, q, now, now)
+    # actions stop: nothing within the timeout, then one hold at the measured joints
+    assert core.tick(now + (cfg.action_timeout_periods - 0.5) * cfg.period_s) is None
+    hold = core.tick(now + (cfg.action_timeout_periods + 0.5) * cfg.period_s)
+    assert hold.kind == "hold" and np.array_equal(hold.q, q) and core.holding
+    assert core.tick(now + 10 * cfg.period_s) is None  # held: no repeated commands
+    assert core.counter.counts["watchdog"] == 1
+    # a fresh action resumes
+    now += 11 * cfg.period_s
+    core.on_joint_state(NAMES, q, now, now)
+    assert core.on_action([0.5, 0, 0, 0], now).kind == "move"
+    # joint states stop: the next tick past the timeout holds the last valid measurement
+    t_js = now
+    now += (cfg.joint_state_timeout_periods + 0.5) * cfg.period_s
+    core.s.action_time = now  # actions still fresh
+    hold = core.tick(now)
+    assert hold.kind == "hold" and np.array_equal(hold.q, q) and core.counter.counts["watchdog"] == 2
+    # an action without a fresh joint state is refused and holds
+    assert core.on_action([0.5, 0, 0, 0], now).kind == "hold"
+    assert core.counter.counts["joint_state_missing"] == 1
+    assert t_js < now
+
+
+def test_unreachable_target_is_refused_as_ik_failure():
+    """A box reaching beyond the arm: the IK misses, the command is a hold, counted as ik_failed."""
+    far = Calibration(CAL.sim_from_base, CAL.base_from_camera, np.array([-3.0, -3.0, -3.0]), np.array([3.0, 3.0, 3.0]))
+    kin = Kinematics(MODEL, sim_from_base=far.sim_from_base)
+    hand = HandFrames(kin, far)
+    lim = limits()
+    lim = type(lim)(**{**lim.__dict__, "workspace_min": far.workspace_min, "workspace_max": far.workspace_max})
+    core = Sim2RealCore(hand, lim, sim2real_config(target_base="commanded", max_target_lead_m=10.0), enabled=True)
+    q0 = q_for_hand(START)
+    q, _, cmds = _run(core, [[0, 0, -1.0, 0]] * 200, q0, track=0.0)  # the target sinks 2 m below the table
+    assert core.counter.counts["ik_failed"] > 0
+    assert any(c is not None and c.kind == "hold" for c in cmds)
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="target_base"):
+        Sim2RealConfig(target_base="mocap")
+    with pytest.raises(ValueError, match="horizon_s"):
+        Sim2RealConfig(horizon_s=0.0)
+    cfg = Sim2RealConfig.from_params({"period_s": 0.05, "target_base": "measured", "unrelated": 1})
+    assert cfg.period_s == 0.05 and cfg.target_base == "measured"
