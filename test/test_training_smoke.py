@@ -103,10 +103,16 @@ def test_cuda_request_without_gpu_is_a_clear_error(capsys, tmp_path):
     assert not (tmp_path / "r").exists()
 
 
-def test_baseline_export_is_refused_with_a_reason(tmp_path):
-    trainer = Trainer(load_config("smoke", ["run.algorithm=mtsac", "run.steps_per_task=80", "env.tasks=[reach-v3]"]),
+def test_mtsac_multitask_alternates_tasks_in_one_phase_and_is_not_exported(tmp_path):
+    trainer = Trainer(load_config("smoke", ["run.algorithm=mtsac", "run.regime=multitask", "run.steps_per_task=75"]),
                       tmp_path / "mt", log=lambda s: None)
-    trainer.train()
+    metrics = trainer.train()
+    assert metrics["steps"] == 150 and metrics["phases_done"] == 1
+    assert np.array(metrics["success_matrix"]).shape == (2, 1)
+    tasks = trainer.replay.task[: len(trainer.replay)]
+    # 50-step episodes in turn: reach, push, reach
+    assert list(tasks[::50]) == [0, 1, 0] and np.all(tasks[:50] == 0) and np.all(tasks[50:100] == 1)
+    assert trainer.dpmm.n_fits == 0   # no DPMM for the baselines
     with pytest.raises(ValueError, match="has no task-inference encoder"):
         export_run(tmp_path / "mt")
 
