@@ -28,6 +28,9 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
+#: Joint acceleration limit used when the limits file gives none [rad/s^2] (not in KUKA's datasheet).
+DEFAULT_ACCELERATION_LIMIT = 5.0
+
 #: Reasons a :class:`RejectionCounter` may count (diagnostics keys ``rejected.<reason>``).
 REASONS = (
     "action_wrong_size", "action_not_finite", "action_out_of_range", "action_stale",

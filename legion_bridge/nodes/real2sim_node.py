@@ -1,0 +1,159 @@
+"""real2sim node: joint states + gripper state + object poses + binding -> /legion/observation,
+thin shell around :class:`legion_bridge.real2sim.Real2SimCore`.
+
+Observations are published when a joint state arrives and a policy period has passed since
+the last one (phase-locked to the period, so the observation carries the newest arm state);
+a timer every period checks staleness: while any needed input is too old, nothing is
+published and /diagnostics says which input is stale.
+"""
+from __future__ import annotations
+
+import sys
+
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PoseStamped
+from rclpy.node import Node
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float32MultiArray, String
+
+from legion_bridge.nodes.bridge_params import declare_cell, declare_period, stamp_s
+from legion_bridge.real2sim import Real2SimConfig, Real2SimCore
+from legion_bridge.robot.urdf_model import GRIPPER_GAP_JOINT
+from legion_policy.observation_layout import LAYOUTS, get_layout
+from legion_policy.ros_io import (ERROR, LATCHED_QOS, OK, STREAM_QOS, WARN, declare, diagnostic_array,
+                                  diagnostic_status, observation_to_msg, run_node)
+
+#: an observation is due when a joint state is at most this fraction of a period early
+PHASE_TOLERANCE_PERIODS = 0.25
+
+
+def _inputs(stale: list[str]) -> list[str]:
+    return [s.split(":")[0] for s in stale]
+
+
+class Real2SimNode(Node):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("real2sim", **kwargs)
+        hand = declare_cell(self)
+        self.period = declare_period(self)
+        d = lambda name, default, text: declare(self, name, default, text)  # noqa: E731
+        dc = Real2SimConfig()  # defaults when a parameter file leaves a key out
+        cfg = Real2SimConfig(
+            period_s=self.period,
+            max_joint_state_age_s=d("max_joint_state_age_s", dc.max_joint_state_age_s, "older joint states are stale [s]"),
+            max_gripper_age_s=d("max_gripper_age_s", dc.max_gripper_age_s, "older gripper states are stale [s]"),
+            max_object_age_s=d("max_object_age_s", dc.max_object_age_s, "older object poses are stale [s]"),
+            max_future_stamp_s=d("max_future_stamp_s", dc.max_future_stamp_s, "stamps further ahead are refused [s]"),
+            gripper_gap_scale=d("gripper_gap_scale", dc.gripper_gap_scale, "finger gap scale before / 0.1 m"),
+            gripper_gap_offset_m=d("gripper_gap_offset_m", dc.gripper_gap_offset_m, "finger gap offset [m]"),
+            restart_after_periods=d("restart_after_periods", dc.restart_after_periods,
+                                    "an observation gap this long restarts frame stacking [periods]"),
+        )
+        layout_name = d("layout", "metaworld39", f"observation layout, one of {sorted(LAYOUTS)}")
+        self.layout = get_layout(layout_name) if layout_name in LAYOUTS else None
+        if self.layout is None:
+            raise ValueError(f"unknown observation layout {layout_name!r}; known: {sorted(LAYOUTS)}")
+        self.core = Real2SimCore(hand, self.layout, cfg, hand.kin.model.joint_names, GRIPPER_GAP_JOINT)
+        default_binding = d("default_binding", "", "binding JSON used until /legion/binding arrives ('' = wait)")
+        if default_binding and not self.core.on_binding(default_binding):
+            raise ValueError(f"default_binding: {self.core.last_rejection}")
+        objects = d("tracked_objects", ["object", "goal"], "tracked object names (PoseStamped on <prefix>/<name>/pose)")
+
+        t = lambda name, default, text: declare(self, name, default, text)  # noqa: E731
+        js_topic = t("joint_states_topic", "/joint_states", "sensor_msgs/JointState of the arm")
+        grip_topic = t("gripper_state_topic", "/gripper/joint_states", "sensor_msgs/JointState: finger gap [m]")
+        prefix = t("object_pose_prefix", "/objects", "object poses on <prefix>/<name>/pose")
+        obs_topic = t("observation_topic", "/legion/observation", "std_msgs/Float32MultiArray observations")
+        binding_topic = t("binding_topic", "/legion/binding", "std_msgs/String binding JSON (latched)")
+        self.obs_pub = self.create_publisher(Float32MultiArray, obs_topic, STREAM_QOS)
+        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.create_subscription(JointState, js_topic, self._on_joint_state, STREAM_QOS)
+        self.create_subscription(JointState, grip_topic, self._on_gripper, STREAM_QOS)
+        self.create_subscription(String, binding_topic, self._on_binding, LATCHED_QOS)
+        for name in objects:
+            self.create_subscription(PoseStamped, f"{prefix.rstrip('/')}/{name}/pose",
+                                     lambda m, n=name: self._on_pose(n, m), STREAM_QOS)
+        self.create_timer(self.period, self._on_tick)
+        self.create_timer(float(d("diagnostics_period_s", 0.5, "diagnostics period [s]")), self.publish_diagnostics)
+        self._next_due: float | None = None
+        self._stale: list[str] = []
+        self._rejected_seen = 0
+        self.get_logger().info(f"real2sim: {hand.kin.model.name}, layout {self.layout.name}, period "
+                               f"{self.period * 1e3:.1f} ms, objects {objects}")
+
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    # ------------------------------------------------------------------ callbacks
+    def _on_joint_state(self, msg: JointState) -> None:
+        t = stamp_s(msg.header.stamp)
+        if self.core.on_joint_state(msg.name, msg.position, t):
+            due = self._next_due
+            if due is None or t >= due - PHASE_TOLERANCE_PERIODS * self.period:
+                self._next_due = due + self.period if due is not None and t - due < self.period else t + self.period
+                self._publish()
+        self._check_rejections()
+
+    def _on_gripper(self, msg: JointState) -> None:
+        self.core.on_gripper_state(msg.name, msg.position, stamp_s(msg.header.stamp))
+        self._check_rejections()
+
+    def _on_pose(self, name: str, msg: PoseStamped) -> None:
+        p, o = msg.pose.position, msg.pose.orientation
+        self.core.on_object_pose(name, msg.header.frame_id, (p.x, p.y, p.z), (o.x, o.y, o.z, o.w),
+                                 stamp_s(msg.header.stamp))
+        self._check_rejections()
+
+    def _on_binding(self, msg: String) -> None:
+        if self.core.on_binding(msg.data):
+            self.get_logger().info(f"binding: {msg.data}")
+        self._check_rejections()
+
+    def _on_tick(self) -> None:
+        """Staleness watch: reports (once per change) when observations stop or resume."""
+        stale = self.core.stale_inputs(self._now())
+        if _inputs(stale) != _inputs(self._stale):  # which inputs, not their ages, changed
+            if stale:
+                self.get_logger().warning(f"observations stopped, stale: {'; '.join(stale)}", throttle_duration_sec=1.0)
+            elif self._stale:
+                self.get_logger().info("observations resumed")
+            self._stale = stale
+            self.publish_diagnostics()
+
+    # ------------------------------------------------------------------ output
+    def _publish(self) -> None:
+        obs = self.core.observe(self._now())
+        if isinstance(obs, list):
+            if _inputs(obs) != _inputs(self._stale):
+                self._stale = obs
+                self.publish_diagnostics()
+            return
+        self._stale = []
+        self.obs_pub.publish(observation_to_msg(self.layout, obs))
+
+    def _check_rejections(self) -> None:
+        total = sum(self.core.rejections.values())
+        if total != self._rejected_seen:
+            self._rejected_seen = total
+            self.get_logger().warning(f"rejected ({total} so far): {self.core.last_rejection}", throttle_duration_sec=1.0)
+            self.publish_diagnostics()
+
+    def publish_diagnostics(self) -> None:
+        st = self.core.status()
+        if self._stale:
+            level, text = ERROR, "stale: " + "; ".join(self._stale)
+        else:
+            level, text = OK, f"publishing {self.layout.name}"
+        if st["rejected_total"]:
+            text += f"; {st['rejected_total']} rejected, last {st['last_rejection']}"
+            level = WARN if level == OK else level
+        st["stale"] = "; ".join(self._stale)
+        self.diag_pub.publish(diagnostic_array(self, diagnostic_status("real2sim", "legion_bridge", level, text, st)))
+
+
+def main(args=None) -> int:
+    return run_node(Real2SimNode, args, "real2sim")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""sim2real node: /legion/action -> safe joint commands (+ gripper command), thin shell around
+:class:`legion_bridge.sim2real.Sim2RealCore`.
+
+Subscribes: joint states, actions, /legion/enable (latched). Publishes: a one-point
+trajectory_msgs/JointTrajectory (time_from_start = command horizon) on the JTC topic, or a
+std_msgs/Float64MultiArray on the position command topic (``command_interface``), the
+gripper command (std_msgs/Float64), and /diagnostics with every rejection counter.
+Commands are computed when an action arrives; a timer every policy period runs the watchdog.
+"""
+from __future__ import annotations
+
+import sys
+
+from builtin_interfaces.msg import Duration
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.node import Node
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Bool, Float32MultiArray, Float64, Float64MultiArray
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+from legion_bridge.nodes.bridge_params import declare_cell, declare_period, stamp_s
+from legion_bridge.safety import DEFAULT_ACCELERATION_LIMIT, SafetyLimits
+from legion_bridge.sim2real import TARGET_BASES, Command, Sim2RealConfig, Sim2RealCore
+from legion_policy.ros_io import (ERROR, LATCHED_QOS, OK, STREAM_QOS, WARN, declare, diagnostic_array,
+                                  diagnostic_status, run_node)
+
+COMMAND_INTERFACES = ("trajectory", "position")
+
+
+class Sim2RealNode(Node):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("sim2real", **kwargs)
+        hand = declare_cell(self)
+        period = declare_period(self)
+        d = lambda name, default, text: declare(self, name, default, text)  # noqa: E731
+        dc = Sim2RealConfig()  # defaults when a parameter file leaves a key out
+        ld = lambda name: SafetyLimits.__dataclass_fields__[name].default  # noqa: E731
+        horizon_periods = d("command_horizon_periods", dc.horizon_s / dc.period_s, "time_from_start of a command, in policy periods")
+        cfg = Sim2RealConfig(
+            period_s=period, horizon_s=period * float(horizon_periods),
+            target_base=d("target_base", dc.target_base, f"base of the target hand: one of {TARGET_BASES}"),
+            max_target_lead_m=d("max_target_lead_m", dc.max_target_lead_m, "how far a commanded target may lead the measured hand [m]"),
+            action_timeout_periods=d("action_timeout_periods", dc.action_timeout_periods, "watchdog: hold after this many periods without an action"),
+            joint_state_timeout_periods=d("joint_state_timeout_periods", dc.joint_state_timeout_periods,
+                                          "watchdog: hold after this many periods without a valid joint state"),
+            ik_position_tolerance_m=d("ik_position_tolerance_m", dc.ik_position_tolerance_m, "IK solutions missing by more are refused [m]"),
+        )
+        model = hand.kin.model
+        limit_params = {
+            "acceleration_limits": d("acceleration_limits", [DEFAULT_ACCELERATION_LIMIT] * model.n_joints, "joint acceleration limits [rad/s^2]"),
+            "position_margin": d("position_margin", ld("position_margin"), "kept away from every joint position limit [rad]"),
+            "velocity_scale": d("velocity_scale", ld("velocity_scale"), "fraction of the joint velocity limits a command may use"),
+            "box_tolerance_m": d("box_tolerance_m", ld("box_tolerance_m"), "slack on the workspace box for a command's hand [m]"),
+            "max_joint_state_age_s": d("max_joint_state_age_s", ld("max_joint_state_age_s"), "older joint states are refused [s]"),
+            "max_future_stamp_s": d("max_future_stamp_s", ld("max_future_stamp_s"), "joint states stamped further ahead are refused [s]"),
+            "measured_limit_tolerance": d("measured_limit_tolerance", ld("measured_limit_tolerance"),
+                                          "measured joints beyond a hard limit by more are refused [rad]"),
+        }
+        limits = SafetyLimits.from_model(model, hand.calibration.workspace_min, hand.calibration.workspace_max,
+                                         limit_params)
+        self.interface = d("command_interface", "trajectory", f"one of {COMMAND_INTERFACES}")
+        if self.interface not in COMMAND_INTERFACES:
+            raise ValueError(f"command_interface must be one of {COMMAND_INTERFACES}, got {self.interface!r}")
+        enabled = bool(d("start_enabled", False, "motion allowed at start (the real robot starts disabled)"))
+        self.core = Sim2RealCore(hand, limits, cfg, enabled=enabled)
+        self.joint_names = list(model.joint_names)
+
+        t = lambda name, default, text: declare(self, name, default, text)  # noqa: E731
+        js_topic = t("joint_states_topic", "/joint_states", "sensor_msgs/JointState of the arm")
+        action_topic = t("action_topic", "/legion/action", "std_msgs/Float32MultiArray actions")
+        enable_topic = t("enable_topic", "/legion/enable", "std_msgs/Bool: motion allowed")
+        traj_topic = t("joint_trajectory_topic", "/iiwa_arm_controller/joint_trajectory", "JointTrajectory commands")
+        pos_topic = t("position_command_topic", "/forward_position_controller/commands", "Float64MultiArray commands")
+        grip_topic = t("gripper_command_topic", "/gripper/command", "std_msgs/Float64 gripper command")
+        if self.interface == "trajectory":
+            self.cmd_pub = self.create_publisher(JointTrajectory, traj_topic, 10)
+        else:
+            self.cmd_pub = self.create_publisher(Float64MultiArray, pos_topic, 10)
+        self.grip_pub = self.create_publisher(Float64, grip_topic, 10)
+        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.create_subscription(JointState, js_topic, self._on_joint_state, STREAM_QOS)
+        self.create_subscription(Float32MultiArray, action_topic, self._on_action, STREAM_QOS)
+        self.create_subscription(Bool, enable_topic, self._on_enable, LATCHED_QOS)
+        self.create_timer(period, self._on_tick)
+        self.create_timer(float(d("diagnostics_period_s", 0.5, "diagnostics period [s]")), self.publish_diagnostics)
+        self._rejected_seen = 0
+        self.get_logger().info(
+            f"sim2real: {model.name}, {self.interface} commands, period {period * 1e3:.1f} ms, horizon "
+            f"{cfg.horizon_s * 1e3:.1f} ms, target base {cfg.target_base}, "
+            f"{'ENABLED' if enabled else 'disabled until ' + enable_topic + ' is true'}")
+
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    # ------------------------------------------------------------------ callbacks
+    def _on_joint_state(self, msg: JointState) -> None:
+        self.core.on_joint_state(msg.name, msg.position, stamp_s(msg.header.stamp), self._now())
+        self._after_input()
+
+    def _on_action(self, msg: Float32MultiArray) -> None:
+        self._send(self.core.on_action(list(msg.data), self._now()))
+        self._after_input()
+
+    def _on_enable(self, msg: Bool) -> None:
+        was = self.core.enabled
+        self._send(self.core.set_enabled(bool(msg.data), self._now()))
+        if was != self.core.enabled:
+            self.get_logger().warning(f"motion {'ENABLED' if self.core.enabled else 'disabled'}")
+            self.publish_diagnostics()
+
+    def _on_tick(self) -> None:
+        cmd = self.core.tick(self._now())
+        if cmd is not None:
+            self.get_logger().warning(f"hold: {cmd.reason}")
+        self._send(cmd)
+        self._after_input()
+
+    def _after_input(self) -> None:
+        """Rejections show up on /diagnostics at once (and in the log, throttled)."""
+        total = self.core.counter.total
+        if total != self._rejected_seen:
+            self._rejected_seen = total
+            last = self.core.counter.last
+            self.get_logger().warning(f"rejected ({total} so far): {last[0]}: {last[1]}", throttle_duration_sec=1.0)
+            self.publish_diagnostics()
+
+    # ------------------------------------------------------------------ output
+    def _send(self, cmd: Command | None) -> None:
+        if cmd is None:
+            return
+        q = [float(v) for v in cmd.q]
+        if self.interface == "trajectory":
+            msg = JointTrajectory()
+            msg.joint_names = self.joint_names  # header stamp 0: start now (JTC semantics)
+            sec = int(cmd.horizon_s)
+            msg.points = [JointTrajectoryPoint(positions=q, time_from_start=Duration(
+                sec=sec, nanosec=int(round((cmd.horizon_s - sec) * 1e9))))]
+        else:
+            msg = Float64MultiArray(data=q)
+        self.cmd_pub.publish(msg)
+        if cmd.gripper is not None:
+            self.grip_pub.publish(Float64(data=float(cmd.gripper)))
+
+    def publish_diagnostics(self) -> None:
+        st = self.core.status()
+        if not st["enabled"]:
+            level, text = WARN, "disabled: nothing moves"
+        elif st["holding"]:
+            level, text = WARN, "holding"
+        else:
+            level, text = OK, "moving"
+        if st["rejected_total"]:
+            text += f"; {st['rejected_total']} rejected, last {st['last_rejection']}"
+            if level == OK:
+                level = WARN
+        if self.core.counter.last and self.core.counter.last[0] in ("ik_failed", "outside_workspace",
+                                                                    "command_out_of_limits", "command_too_fast"):
+            level = ERROR if st["holding"] else level
+        self.diag_pub.publish(diagnostic_array(self, diagnostic_status("sim2real", "legion_bridge", level, text, st)))
+
+
+def main(args=None) -> int:
+    return run_node(Sim2RealNode, args, "sim2real")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
