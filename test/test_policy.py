@@ -32,6 +32,15 @@ def test_actions_are_bit_identical_to_the_in_memory_model(agent_and_model, obser
     assert core.last_inference_s > 0 and core.steps == 300
 
 
+def test_traced_network_is_bit_identical_too(agent_and_model, observations):
+    agent, model = agent_and_model
+    core = PolicyCore(agent, trace=True)
+    assert core.traced, core.trace_note
+    core.select("reach-v3")
+    ours = np.stack([core.act(o) for o in observations])
+    assert np.array_equal(ours, reference_actions(model, observations, agent.skill("reach-v3").embedding))
+
+
 def test_skill_embedding_changes_the_action(agent_and_model, observations):
     core = PolicyCore(agent_and_model[0])
     core.select("push-v3")

@@ -45,6 +45,7 @@ def test_node_actions_are_bit_identical_on_1000_recorded_observations(exported):
     reference = reference_actions(model, observations, load_agent(path).skill("push-v3").embedding)
     with ros_context() as (ctx, ex):
         node = _node(ctx, path, initial_task="push-v3")
+        assert node.core.traced        # the default fast path is the one checked here
         client = __import__("rclpy").create_node("policy_test_client", context=ctx)
         received: list[Float32MultiArray] = []
         client.create_subscription(Float32MultiArray, "/legion/action", received.append, STREAM_QOS)

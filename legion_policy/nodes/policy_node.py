@@ -51,6 +51,8 @@ class PolicyNode(Node):
         preload = declare(self, "preload_language_model", True,
                           "load the MiniLM model at start (else on the first free-form instruction)")
         threads = declare(self, "torch_threads", 1, "torch intra-op threads for inference")
+        trace = declare(self, "trace_network", True,
+                        "run a frozen TorchScript trace when it equals the eager network bit for bit")
         diag_period = declare(self, "diagnostics_period_s", 1.0, "period of the /diagnostics report [s]")
         obs_topic = declare(self, "observation_topic", "/legion/observation", "labelled observation in")
         action_topic = declare(self, "action_topic", "/legion/action", "action out (dx, dy, dz, gripper)")
@@ -66,7 +68,7 @@ class PolicyNode(Node):
             self.agent = load_agent(agent_path)
         except AgentFormatError as exc:
             raise NodeStartError(f"refusing agent {agent_path}: {exc}") from None
-        self.core = PolicyCore(self.agent, similarity_threshold=float(threshold))
+        self.core = PolicyCore(self.agent, similarity_threshold=float(threshold), trace=bool(trace))
         if preload:
             self.core.preload_language_model()
         self.labels = list(self.agent.action_spec.names)
@@ -87,7 +89,8 @@ class PolicyNode(Node):
         if initial_task:
             self._select(initial_task)
         self.get_logger().info(f"agent {agent_path}: layout {self.agent.layout.name}, skills "
-                               f"{', '.join(self.agent.skill_names)}; active: {self.core.active_skill or 'idle'}")
+                               f"{', '.join(self.agent.skill_names)}; network {self.core.trace_note}; "
+                               f"active: {self.core.active_skill or 'idle'}")
 
     # --- callbacks --------------------------------------------------------------------------
 
@@ -145,7 +148,8 @@ class PolicyNode(Node):
                   "inference_ms_last": self.core.last_inference_s * 1e3, "latency_ms_p50": p50,
                   "latency_ms_p99": p99, "actions_published": self.published,
                   "observations_rejected": self.rejected, "last_rejection": self.last_rejection,
-                  "agent_path": str(self.agent.path), "layout": self.agent.layout.name}
+                  "agent_path": str(self.agent.path), "layout": self.agent.layout.name,
+                  "network": self.core.trace_note}
         self.diag_pub.publish(diagnostic_array(self, diagnostic_status("policy", "legion_policy", level, message,
                                                                        values)))
 
