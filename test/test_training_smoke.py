@@ -165,3 +165,16 @@ def test_resume_after_sigkill_continues_from_the_last_checkpoint(tmp_path):
     final = torch.load(run / "checkpoint.pt", weights_only=False)
     assert final["eval_history"][: len(before)] == before   # history before the kill is kept
     assert final["counters"]["step"] == 1000
+
+
+@pytest.mark.slow
+def test_same_seed_same_run(tmp_path):
+    def weights(seed, name):
+        cfg = load_config("smoke", [f"run.seed={seed}", "env.tasks=[reach-v3]", "run.steps_per_task=120"])
+        tr = Trainer(cfg, tmp_path / name, log=lambda s: None)
+        tr.train()
+        return torch.cat([p.detach().flatten() for p in tr.learner.actor.parameters()]), tr.replay.obs[:120].copy()
+
+    (wa, oa), (wb, ob) = weights(3, "a"), weights(3, "b")
+    assert torch.equal(wa, wb) and np.array_equal(oa, ob)
+    assert np.ptp(oa[:, :3], axis=0).max() > 0.01   # the hand moved: the runs did something
