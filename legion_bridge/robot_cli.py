@@ -7,8 +7,8 @@
     legion-robot reach (--tasks reach-v3,push-v3,... | --mt10) [--instances 25] [--seed 0]
                        [--model iiwa7] [--base-xyz X Y Z --base-rpy R P Y | --calibration FILE]
                        [--tolerance 0.001] [--worst 5] [--require FRACTION] [--expert-episodes K] [--json]
-        which Metaworld v3 task points (hand start = fingertip centre after reset, object 1,
-        goal) are reachable by the tcp with the gripper pointing down from the base pose;
+        which Metaworld v3 task points (hand start = fingertip centre env.tcp_center after
+        reset, object 1, goal) are reachable by the tcp with the gripper pointing down from the base pose;
         fraction per task, overall, and the worst cases; optionally also the hand positions
         Metaworld's scripted experts visit while solving K instances per task.
 """
@@ -72,8 +72,9 @@ def task_points(task: str, instances: int = DEFAULT_INSTANCES, seed: int = 0) ->
     """(instances, 3 kinds, 3) sim-frame points of a task: hand start, object 1, goal.
 
     Each instance is one of ``metaworld.MT1(task, seed).train_tasks``; after ``reset`` the
-    hand start is the fingertip centre ``obs[0:3]`` (what the tcp must reach), the object is
-    ``obs[4:7]`` and the goal ``env._target_pos``.
+    hand start is the fingertip centre ``env.tcp_center`` (what the tcp must reach; Metaworld's
+    observed hand ``obs[0:3]`` is the hand body, HAND_FROM_TCP_M above it), the object is
+    ``obs[4:7]`` (grasp height) and the goal ``env._target_pos``.
     """
     mt1, env = _task_env(task, seed)
     if instances > len(mt1.train_tasks):
@@ -84,7 +85,7 @@ def task_points(task: str, instances: int = DEFAULT_INSTANCES, seed: int = 0) ->
         for i, tk in enumerate(mt1.train_tasks[:instances]):
             env.set_task(tk)
             obs, _ = env.reset()
-            out[i, 0] = obs[0:3]
+            out[i, 0] = np.asarray(env.tcp_center, dtype=np.float64)
             out[i, 1] = obs[4:7]
             out[i, 2] = np.asarray(env._target_pos, dtype=np.float64)
     return out
@@ -109,7 +110,7 @@ def _expert_policy(task: str):
 
 @lru_cache(maxsize=None)
 def expert_hand_positions(task: str, episodes: int, seed: int = 0, max_steps: int = 500) -> np.ndarray:
-    """(n, 3) fingertip-centre positions (sim frame) visited by the scripted expert on the
+    """(n, 3) fingertip-centre (tcp) positions (sim frame) visited by the scripted expert on the
     first ``episodes`` task instances (each episode ends at success or ``max_steps``)."""
     mt1, env = _task_env(task, seed)
     pol = _expert_policy(task)
@@ -119,10 +120,10 @@ def expert_hand_positions(task: str, episodes: int, seed: int = 0, max_steps: in
         for tk in mt1.train_tasks[:episodes]:
             env.set_task(tk)
             obs, _ = env.reset()
-            out.append(obs[0:3].copy())
+            out.append(np.array(env.tcp_center))
             for _ in range(max_steps):
                 obs, _, _, _, info = env.step(pol.get_action(obs))
-                out.append(obs[0:3].copy())
+                out.append(np.array(env.tcp_center))
                 if info.get("success"):
                     break
     return np.array(out)

@@ -10,6 +10,7 @@ import pytest
 
 from legion_bridge import robot_cli
 from legion_bridge.paths import urdf_path
+from legion_policy.observation_layout import HAND_FROM_TCP_M
 
 UPRIGHT_AT_ORIGIN = ["--base-xyz", "0", "0", "0", "--base-rpy", "0", "0", "1.5707963267948966"]
 
@@ -64,8 +65,9 @@ def test_check_urdf_missing_file(capsys, tmp_path):
 def test_task_points_are_metaworld_resets():
     pts = robot_cli.task_points("reach-v3", 4, 0)
     assert pts.shape == (4, 3, 3)
-    # hand start: the fingertip centre next to the mocap start (0, 0.6, 0.2)
-    np.testing.assert_allclose(pts[:, 0], np.broadcast_to([0, 0.6, 0.2], (4, 3)), atol=0.01)
+    # hand start: the fingertip centre, HAND_FROM_TCP_M below the hand body's start (0, 0.6, 0.2)
+    hand_start_tcp = np.array([0, 0.6, 0.2]) - np.asarray(HAND_FROM_TCP_M)
+    np.testing.assert_allclose(pts[:, 0], np.broadcast_to(hand_start_tcp, (4, 3)), atol=0.01)
     # objects and goals inside Metaworld's sampling ranges for reach-v3
     assert np.all((pts[:, 1] >= [-0.1, 0.6, 0.02 - 1e-9]) & (pts[:, 1] <= [0.1, 0.7, 0.02 + 1e-9]))
     assert np.all((pts[:, 2] >= [-0.1, 0.8, 0.05]) & (pts[:, 2] <= [0.1, 0.9, 0.3]))
