@@ -29,7 +29,11 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 #: Joint acceleration limit used when the limits file gives none [rad/s^2] (not in KUKA's datasheet).
-DEFAULT_ACCELERATION_LIMIT = 5.0
+DEFAULT_ACCELERATION_LIMIT = 10.0
+
+#: Fraction of the acceleration limit planned for braking towards a target (the rest is slack for
+#: the discrete command steps and the controller's lag).
+BRAKING_FRACTION = 0.5
 
 #: Reasons a :class:`RejectionCounter` may count (diagnostics keys ``rejected.<reason>``).
 REASONS = (
@@ -301,8 +305,12 @@ class SafetyEnvelope:
             raise ValueError(f"horizon ({horizon_s}) and period ({period_s}) must be positive")
         vmax = lim.max_velocity
         vp = np.clip(np.where(np.isfinite(vp), vp, 0.0), -vmax, vmax)
-        # velocity wanted to reach the (soft-clipped) target within the horizon
-        v_want = (np.clip(qt, lim.soft_lower, lim.soft_upper) - qm) / horizon_s
+        # velocity wanted to reach the (soft-clipped) target within the horizon, no faster than a
+        # stop at the target allows (|v| <= sqrt(2 a_brake d)): without this the acceleration limit
+        # makes every approach overshoot and ring around the target
+        d = np.clip(qt, lim.soft_lower, lim.soft_upper) - qm
+        v_brake = np.sqrt(2.0 * BRAKING_FRACTION * lim.acceleration * np.abs(d))
+        v_want = np.sign(d) * np.minimum(np.abs(d) / horizon_s, v_brake)
         # hard: velocity limits and the soft position limits at the end of the horizon
         lo = np.maximum(-vmax, (lim.soft_lower - qm) / horizon_s)
         hi = np.minimum(vmax, (lim.soft_upper - qm) / horizon_s)
