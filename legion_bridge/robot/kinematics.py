@@ -54,6 +54,10 @@ class IKConfig:
     orientation_tolerance: float = 1e-3
     #: iteration budget per solve
     max_iterations: int = 40
+    #: give up on an entry whose error has not dropped by ``stall_improvement`` (relative) for this
+    #: many iterations (an unreachable target then costs a few iterations, not the whole budget)
+    stall_iterations: int = 6
+    stall_improvement: float = 1e-2
     #: minimum damping lambda_min [m] (regularises singular configurations)
     min_damping: float = 1e-3
     #: largest joint step per iteration [rad] (max-norm); longer steps are scaled down
@@ -347,6 +351,8 @@ class Kinematics:
         pos_err = np.full(B, np.inf)
         rot_err = np.full(B, np.inf)
         eye6 = np.eye(6)
+        best = np.full(B, np.inf)  # best combined error so far (m + 0.1 m/rad * rad)
+        stall = np.zeros(B, dtype=np.int64)
         for it in range(max_iter + 1):
             qa = q[active]
             p, R, axes, origins = self._forward(qa)
@@ -356,6 +362,11 @@ class Kinematics:
             oe = np.linalg.norm(eo, axis=-1)
             pos_err[active], rot_err[active] = pe, oe
             done = (pe < cfg.position_tolerance) & (oe < cfg.orientation_tolerance)
+            err = pe + 0.1 * oe
+            improved = err < best[active] * (1.0 - cfg.stall_improvement)
+            best[active] = np.minimum(best[active], err)
+            stall[active] = np.where(improved, 0, stall[active] + 1)
+            done |= stall[active] >= cfg.stall_iterations
             if it == max_iter or np.all(done):
                 break
             keep = ~done
