@@ -238,3 +238,20 @@ def test_bad_parameters_end_the_process_with_one_line():
     assert out.returncode == 2
     assert "sim_arm: unknown scene 'push-v9'" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_headless_video_recording(tmp_path):
+    import imageio.v2 as imageio
+
+    path = tmp_path / "cell.gif"
+    with ros_context() as (ctx, ex):
+        node = make_node(ctx, scene="push-v3", real_time_factor=0.0, video_path=str(path), video_size=[160, 120])
+        ex.add_node(node)
+        sim = node.sim
+        with node.lock:
+            sim.command_positions(sim.joint_positions() + 0.3)  # motion: frames differ
+        assert spin_until(ex, lambda: sim.time > 0.6, 60.0)
+        node.destroy_node()  # closes the writer
+    frames = imageio.mimread(path)
+    assert len(frames) >= 3 and frames[0].shape[:2] == (120, 160)
+    assert np.abs(frames[0].astype(float) - frames[-1].astype(float)).mean() > 0.5

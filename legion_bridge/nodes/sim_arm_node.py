@@ -51,6 +51,11 @@ DIAGNOSTICS_PERIOD_S = 1.0
 #: History depth of the high-rate publishers (joint states, clock): a subscriber that lags
 #: a few periods behind a faster-than-real-time simulation still gets every message.
 HIGH_RATE_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+#: Free video camera: point looked at (sim frame, m), distance [m], azimuth and elevation [deg].
+VIDEO_LOOKAT = (0.0, 0.7, 0.35)
+VIDEO_DISTANCE = 2.0
+VIDEO_AZIMUTH = 120.0
+VIDEO_ELEVATION = -20.0
 #: Longest wall-clock sleep of the simulation thread [s] (keeps shutdown responsive).
 MAX_SLEEP_S = 0.05
 
@@ -95,7 +100,8 @@ class SimArmNode(Node):
                                       "write a video of the cell here (gif, or mp4 when imageio-ffmpeg is "
                                       "installed; MUJOCO_GL=egl headless); empty = none"))
         self.video_fps = float(declare(self, "video_fps", 20.0, "frames per second of simulation time in the video"))
-        self.video_camera = str(declare(self, "video_camera", "corner", "MuJoCo camera of the video"))
+        self.video_camera = str(declare(self, "video_camera", "free",
+                                        "camera of the video: 'free' (workspace view) or a scene camera name"))
         self.video_size = [int(v) for v in declare(self, "video_size", [480, 360], "video width, height [px]")]
         cfg = SimArmConfig()
         accel = float(declare(self, "acceleration_limit", cfg.acceleration_limit,
@@ -278,12 +284,24 @@ class SimArmNode(Node):
         return renderer, writer
 
     def _record(self, renderer, writer) -> None:
-        cam = self.video_camera
-        try:
-            renderer.update_scene(self.sim.cell.data, camera=cam)
-        except (KeyError, ValueError):
-            renderer.update_scene(self.sim.cell.data)
+        renderer.update_scene(self.sim.cell.data, camera=self._camera())
         writer.append_data(renderer.render())
+
+    def _camera(self):
+        """The named scene camera, or (``free``) a view of the workspace from the front left."""
+        import mujoco
+
+        if self.video_camera != "free":
+            try:
+                self.sim.cell.model.camera(self.video_camera)
+                return self.video_camera
+            except KeyError:
+                self.get_logger().warning(f"no camera {self.video_camera!r} in the scene: using the free view")
+                self.video_camera = "free"
+        cam = mujoco.MjvCamera()
+        cam.lookat[:] = VIDEO_LOOKAT
+        cam.distance, cam.azimuth, cam.elevation = VIDEO_DISTANCE, VIDEO_AZIMUTH, VIDEO_ELEVATION
+        return cam
 
     def _publish(self) -> None:
         sim, t, k = self.sim, self.sim.time, self.periods_done
