@@ -129,6 +129,22 @@ def test_bad_trajectories_are_rejected_and_the_arm_holds(sim, bad, reason):
     assert np.abs(sim.joint_positions() - q_before).max() < 1e-5
 
 
+def test_trajectory_start_time_from_the_header_stamp(sim):
+    sim.reset(seed=0)
+    q0 = sim.joint_positions()
+    target = q0 + 0.1
+    t = sim.time
+    sim.command_trajectory(sim.joint_names, [0.5], [target], start_time=t + 1.0)  # starts in 1 s
+    sim.advance(0.9)
+    assert np.abs(sim.joint_positions() - q0).max() < 1e-5  # still waiting
+    sim.advance(2.0)
+    assert np.abs(sim.joint_positions() - target).max() < STEADY_STATE_TOL_RAD
+    with pytest.raises(CommandRejected, match="after the simulation time"):  # a wall-clock stamp
+        sim.command_trajectory(sim.joint_names, [0.5], [q0], start_time=1.7e9)
+    with pytest.raises(CommandRejected, match="ends in the past"):
+        sim.command_trajectory(sim.joint_names, [0.5], [q0], start_time=sim.time - 1.0)
+
+
 def test_forward_position_command(sim):
     sim.reset(seed=0)
     target = sim.joint_positions() + 0.3

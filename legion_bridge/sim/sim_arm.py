@@ -34,6 +34,11 @@ from legion_bridge.robot.urdf_model import RobotModel
 from legion_bridge.sim.cell import Cell
 
 
+#: A trajectory whose header stamp lies further in the future than this is rejected [s]: the
+#: sender's clock is not the simulation clock (use_sim_time off), and a real JTC would wait for it.
+MAX_START_DELAY_S = 5.0
+
+
 class CommandRejected(ValueError):
     """A command the controller refuses (message = the reason); the running motion continues."""
 
@@ -238,6 +243,9 @@ class SimArm:
                 V[i] = v[order]
         now = self.time
         start = now if start_time is None or start_time <= 0.0 else float(start_time)
+        if start - now > MAX_START_DELAY_S:
+            self._reject(f"header.stamp {start:.3f} s is {start - now:.1f} s after the simulation time "
+                         f"{now:.3f} s (is the sender using sim time? set use_sim_time, or send a zero stamp)")
         if start + t[-1] < now:
             self._reject(f"trajectory ends in the past (start {start:.3f} s + {t[-1]:.3f} s < now {now:.3f} s)")
         q0, qd0 = self.setpoint.q.copy(), self.setpoint.qd.copy()
