@@ -68,6 +68,9 @@ class IKConfig:
     elbow_up_gain: float = 0.5
     #: gain of the keep-away-from-limits term in the null space (per unit of normalised offset)
     centering_gain: float = 0.05
+    #: largest null-space step per iteration [rad] (max-norm): a longer self-motion step would
+    #: move the tcp by its second-order term (~ step^2 x arm length) and stall convergence
+    max_null_step: float = 0.01
     #: retry entries that fail from their warm start from the closed-form seed
     retry_from_closed_form: bool = True
     #: ... but take the retry's answer only when no joint is farther than this from the warm
@@ -380,6 +383,8 @@ class Kinematics:
             lam2 = 0.5 * np.sum(e * e, axis=-1) + cfg.min_damping ** 2
             A = Jm @ JT + lam2[:, None, None] * eye6
             z = self._secondary(qa, axes, origins)
+            zmax = np.max(np.abs(z), axis=-1)
+            z *= np.minimum(1.0, cfg.max_null_step / np.maximum(zmax, 1e-300))[:, None]
             rhs = e - (Jm @ z[..., None])[..., 0]
             y = np.linalg.solve(A, rhs[..., None])[..., 0]
             dq = z + (JT @ y[..., None])[..., 0]
