@@ -4,7 +4,8 @@ Everything is expressed in the robot base frame (``link_0``) and vectorised over
 axes: ``q`` may be ``(7,)`` or ``(..., 7)``.
 
 IK (:meth:`Kinematics.ik`) solves for a tcp position with a held orientation (default:
-gripper pointing down, :data:`GRIPPER_DOWN_R`):
+gripper pointing down in the world, :attr:`Kinematics.gripper_down_R`, which depends on the
+base mounting given as ``sim_from_base``; :data:`GRIPPER_DOWN_R` for an upright base):
 
 1. seed: the warm start ``q_seed`` (the current joints, in a control loop) or, without
    one, a closed-form elbow-up solution of the iiwa's planar sub-problem (A3 = A5 = 0:
@@ -13,12 +14,14 @@ gripper pointing down, :data:`GRIPPER_DOWN_R`):
 2. refinement: damped least squares on the 6-d pose error with Levenberg-Marquardt
    damping ``lambda^2 = E + lambda_min^2`` (E = half the squared error, Sugihara 2011), so
    steps are Gauss-Newton near the solution and damped far from it or near singularities;
-3. the secondary task runs in the (damped) null space of the pose task: raise the elbow
-   (gradient of the elbow height) and stay away from the joint limits (quadratic cost
-   around the middle of each range);
+3. the secondary task runs in the (damped) null space of the pose task, at most
+   ``max_null_step`` per iteration: raise the elbow towards world up (gradient of the elbow
+   height) and stay away from the joint limits (quadratic cost around the middle of each range);
 4. every iterate is clipped to the joint limits minus ``limit_margin``.
 
-An entry that did not converge from its warm start is retried from the closed-form seed.
+An entry stops when converged or when its error stalls; one that did not converge from its
+warm start is retried from the closed-form seed, whose answer is taken only when it stays
+within ``retry_max_jump`` of the warm start (no jumps to the other arm configuration).
 """
 from __future__ import annotations
 
