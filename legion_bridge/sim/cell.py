@@ -219,6 +219,12 @@ class Cell:
         self.data = mujoco.MjData(self.model)
         self.arm = ArmIndex(self.model, self.robot, ARM_PREFIX)
         self._finger_upper = self.robot.gripper.finger_upper.copy()
+        # servo constants and scratch buffers of set_arm_ctrl (the model does not change)
+        self._kp = self.model.actuator_gainprm[self.arm.arm_act, 0].copy()
+        self._kv_over_kp = -self.model.actuator_biasprm[self.arm.arm_act, 2] / self._kp
+        self._damping = self.model.dof_damping[self.arm.arm_dof].copy()
+        self._acc = np.zeros(self.model.nv)
+        self._tau = np.zeros(self.model.nv)
         self.tracked: dict[str, ObjectRef] = self._tracked_refs()
         self.bindings: tuple[TaskBinding, ...] = self._bindings()
         self.gripper_command = RESET_GRIPPER_COMMAND
@@ -364,24 +370,19 @@ class Cell:
         kp (q_ref - q) + kv (qd_ref - qdot) + M qdd_ref and the joints follow a smooth setpoint
         without lag, hence without catching up faster than the setpoint moves.
         """
-        ctrl = np.asarray(q_ref, dtype=np.float64).copy()
-        kp = self.model.actuator_gainprm[self.arm.arm_act, 0]
+        ctrl = np.array(q_ref, dtype=np.float64)
+        dofs = self.arm.arm_dof
         if qd_ref is not None:
-            kv = -self.model.actuator_biasprm[self.arm.arm_act, 2]
-            ctrl += kv / kp * np.asarray(qd_ref, dtype=np.float64)
+            ctrl += self._kv_over_kp * qd_ref
         if qdd_ref is not None:
-            acc = np.zeros(self.model.nv)
-            acc[self.arm.arm_dof] = qdd_ref
-            tau = np.zeros(self.model.nv)
-            mujoco.mj_mulM(self.model, self.data, tau, acc)
-            ff = tau[self.arm.arm_dof]
-            # Coriolis/centrifugal forces (bias minus the gravity that gravcomp cancels) and the
-            # joints' viscous damping at the reference velocity
-            dofs = self.arm.arm_dof
-            ff += self.data.qfrc_bias[dofs] - self.data.qfrc_gravcomp[dofs]
+            self._acc[dofs] = qdd_ref
+            mujoco.mj_mulM(self.model, self.data, self._tau, self._acc)
+            # inertia, Coriolis/centrifugal forces (bias minus the gravity that gravcomp cancels)
+            # and the joints' viscous damping at the reference velocity
+            ff = self._tau[dofs] + self.data.qfrc_bias[dofs] - self.data.qfrc_gravcomp[dofs]
             if qd_ref is not None:
-                ff += self.model.dof_damping[dofs] * np.asarray(qd_ref, dtype=np.float64)
-            ctrl += ff / kp
+                ff += self._damping * qd_ref
+            ctrl += ff / self._kp
         self.data.ctrl[self.arm.arm_act] = ctrl
 
     def step(self, n: int = 1) -> None:

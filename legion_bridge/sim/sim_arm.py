@@ -126,9 +126,10 @@ class SetpointGenerator:
         # approach speed: exponential near the target, braking curve (half the acceleration
         # limit, leaving the other half to follow the trajectory) further out
         v_corr = np.sign(e) * np.minimum(self.k * ae, np.sqrt(self.amax * ae))
-        v_target = np.clip(qd_des + v_corr, -self.vmax, self.vmax)
-        dv = np.clip(v_target - self.qd, -self.amax * dt, self.amax * dt)
-        qd = np.clip(self.qd + dv, -self.vmax, self.vmax)
+        v_target = np.minimum(np.maximum(qd_des + v_corr, -self.vmax), self.vmax)
+        a_dt = self.amax * dt
+        dv = np.minimum(np.maximum(v_target - self.qd, -a_dt), a_dt)
+        qd = np.minimum(np.maximum(self.qd + dv, -self.vmax), self.vmax)
         self.qdd = (qd - self.qd) / dt
         self.qd = qd
         self.q = self.q + self.qd * dt
