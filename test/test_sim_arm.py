@@ -185,3 +185,41 @@ def test_reset_keeps_time_running_and_can_switch_scene():
     assert set(sim.success()) == {"push-v3", "button-press-topdown-v3", "reach-v3"}
     sim.advance(0.1)
     assert sim.time > t
+
+
+def test_scripted_push_and_button_press_succeed_in_tabletop():
+    """The cell is physically usable: gripper-down Cartesian moves (IK + JTC points, like sim2real) push
+    the puck to its goal and press the button; the success predicates flip from False to True."""
+    sim = SimArm("tabletop", seed=0)
+    cell = sim.cell
+    base_from_sim = cell.sim_from_base.inverse()
+    q = sim.joint_positions()
+
+    def move_to(target, grip, steps):
+        nonlocal q
+        sim.command_gripper(grip)
+        start = cell.tcp_pose()[0]
+        for k in range(steps):  # Metaworld-sized steps: <= 1 cm per 12.5 ms control period
+            res = cell.kin.ik(base_from_sim.apply(start + (target - start) * (k + 1) / steps), q)
+            q = res.q
+            sim.command_trajectory(sim.joint_names, [0.05], [q])
+            sim.advance(0.0125)
+        sim.advance(0.3)
+
+    assert not any(v["success"] for v in sim.success().values())
+    puck, goal = cell.object_pose("puck")[0], cell.object_pose("push_goal")[0]
+    d = goal - puck
+    d[2] = 0.0
+    d /= np.linalg.norm(d)
+    move_to(np.r_[(puck - 0.07 * d)[:2], 0.10], 1.0, 60)
+    move_to(np.r_[(puck - 0.07 * d)[:2], 0.02], 1.0, 30)
+    move_to(np.r_[(goal - 0.02 * d)[:2], 0.02], 1.0, 150)
+    assert sim.success()["push-v3"]["success"]
+    move_to(np.r_[cell.tcp_pose()[0][:2], 0.25], 1.0, 30)
+    button, button_goal = cell.object_pose("button")[0], cell.object_pose("button_goal")[0]
+    move_to(np.r_[button[:2], button[2] + 0.05], 1.0, 80)
+    assert not sim.success()["button-press-topdown-v3"]["success"]
+    move_to(np.r_[button[:2], button_goal[2] - 0.03], 1.0, 40)
+    s = sim.success()
+    assert s["button-press-topdown-v3"]["success"], s
+    assert s["push-v3"]["success"]  # the puck stayed at its goal
