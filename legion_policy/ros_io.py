@@ -129,6 +129,9 @@ def run_node(make_node, args=None, name: str = "node") -> int:
         print(f"{name}: {exc}", file=sys.stderr, flush=True)
         rclpy.try_shutdown()
         return 2
+    except (KeyboardInterrupt, ExternalShutdownException):  # stopped while still starting up
+        rclpy.try_shutdown()
+        return 0
     status = 0
     try:
         rclpy.spin(node)
