@@ -233,10 +233,16 @@ def test_console_entry_point_publishes_clock_and_exits_cleanly_on_sigint():
     assert "Traceback" not in out
 
 
-def test_bad_parameters_end_the_process_with_one_line():
-    out = subprocess.run([EXE, "--ros-args", "-p", "scene:=push-v9"], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 2
-    assert "sim_arm: unknown scene 'push-v9'" in out.stderr
+@pytest.mark.parametrize("param, message", [
+    ("scene:=push-v9", "sim_arm: unknown scene 'push-v9'"),
+    ("robot_model:=iiwa99", "sim_arm: unknown robot model 'iiwa99'"),
+    ("joint_state_rate_hz:=300.0", "must divide the physics rate"),
+    ("video_path:=/no/such/folder/cell.gif", "does not exist"),
+])
+def test_bad_parameters_end_the_process_with_one_line(param, message):
+    out = subprocess.run([EXE, "--ros-args", "-p", param], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2, out.stderr
+    assert message in out.stderr
     assert "Traceback" not in out.stderr
 
 

@@ -129,6 +129,12 @@ class SimArmNode(Node):
                            (pose_rate, "object_pose_rate_hz"), (success_rate, "success_rate_hz")):
             if not rate > 0:
                 raise ValueError(f"{what} must be > 0, got {rate}")
+        if self.video_path:
+            import os
+
+            folder = os.path.dirname(os.path.abspath(self.video_path))
+            if not os.path.isdir(folder):
+                raise ValueError(f"video_path {self.video_path!r}: folder {folder!r} does not exist")
         if self.pos_noise < 0 or self.rot_noise < 0 or self.pose_delay < 0:
             raise ValueError("noise standard deviations and object_pose_delay_s must be >= 0")
         self.sim = SimArm(p["scene"], p["robot_model"], calibration, int(p["seed"]),
@@ -259,9 +265,10 @@ class SimArmNode(Node):
                         time.sleep(min(lag, MAX_SLEEP_S))
                 else:
                     time.sleep(0)  # let the executor thread take commands
-        except Exception as exc:  # keep the reason visible; the process keeps running its executor
+        except Exception as exc:  # a cell without simulation must not look alive: end the process
             self.get_logger().error(f"simulation thread stopped: {type(exc).__name__}: {exc}")
-            raise
+            self.exit_status = 1
+            rclpy.try_shutdown(context=self.context)
         finally:
             if writer is not None:
                 writer.close()
