@@ -18,7 +18,9 @@ Per action (Metaworld semantics, :data:`~legion_policy.observation_layout.ACTION
 Nothing moves until enabled (no command at all while disabled; disabling sends one hold).
 Watchdog (:meth:`Sim2RealCore.tick`, every period): no fresh action within
 ``action_timeout_periods`` or no fresh joint state within ``joint_state_timeout_periods``
--> hold the (last valid) measured position; motion resumes with the next fresh action.
+-> hold the (last valid) measured position. After joint states return, motion resumes with the
+next action; after the actions stopped (a policy loss) motion also needs a new enable
+(``action_watchdog_disables``).
 """
 from __future__ import annotations
 
@@ -53,10 +55,14 @@ class Sim2RealConfig:
     joint_state_timeout_periods: float = 4.0
     #: IK result refused when the tcp misses the target by more than this [m]
     ik_position_tolerance_m: float = 2e-3
+    #: the action watchdog also disables motion: after a policy loss, motion resumes only after a
+    #: new enable (/legion/enable true), not merely because actions come back
+    action_watchdog_disables: bool = True
 
     def __post_init__(self) -> None:
         if self.target_base not in TARGET_BASES:
             raise ValueError(f"target_base must be one of {TARGET_BASES}, got {self.target_base!r}")
+        object.__setattr__(self, "action_watchdog_disables", bool(self.action_watchdog_disables))
         for name in ("period_s", "horizon_s", "max_target_lead_m", "action_timeout_periods",
                      "joint_state_timeout_periods", "ik_position_tolerance_m"):
             v = getattr(self, name)
@@ -66,7 +72,8 @@ class Sim2RealConfig:
     @classmethod
     def from_params(cls, p: Mapping) -> "Sim2RealConfig":
         keys = cls.__dataclass_fields__.keys()
-        return cls(**{k: (str(v) if k == "target_base" else float(v)) for k, v in p.items() if k in keys})
+        conv = {"target_base": str, "action_watchdog_disables": bool}
+        return cls(**{k: conv.get(k, float)(v) for k, v in p.items() if k in keys})
 
 
 @dataclass
@@ -166,12 +173,17 @@ class Sim2RealCore:
         """Watchdog, called every period: a hold when the action or joint-state stream went quiet."""
         if not self.s.enabled or self.s.holding:
             return None
+        if now_s - self.s.action_time > self.cfg.action_timeout_periods * self.cfg.period_s:
+            self.counter.add("watchdog", "actions stopped")
+            hold = self._hold(now_s, "watchdog: actions")
+            if self.cfg.action_watchdog_disables:
+                self.s.enabled = False
+                if hold is not None:
+                    hold.reason += " (disabled until the next enable)"
+            return hold
         if not self._joint_state_fresh(now_s):
             self.counter.add("watchdog", "joint states stopped")
             return self._hold(now_s, "watchdog: joint states")
-        if now_s - self.s.action_time > self.cfg.action_timeout_periods * self.cfg.period_s:
-            self.counter.add("watchdog", "actions stopped")
-            return self._hold(now_s, "watchdog: actions")
         return None
 
     # ------------------------------------------------------------------ internals

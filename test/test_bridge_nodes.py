@@ -141,7 +141,12 @@ def test_sim2real_disabled_then_enabled_then_watchdog_hold():
         watchdog_s = PARAMS["action_timeout_periods"] * PERIOD
         assert t_hold - t_last_move < watchdog_s + 2 * PERIOD + 0.05, t_hold - t_last_move
         assert spin_until(ex, lambda: int(h.last_diag("sim2real")[2]["rejected.watchdog"]) >= 1, 2.0)
-        # actions come back: motion resumes
+        # the policy comes back: nothing moves until motion is enabled again
+        n_before = len(h.traj)
+        _drive(ex, h, 0.2, Q0, action=[0.0, 1.0, 0.0, -1.0])
+        assert len(h.traj) == n_before and h.grip[-1] == 1.0
+        assert "disabled" in h.last_diag("sim2real")[1]
+        h.enable_pub.publish(Bool(data=True))
         _drive(ex, h, 0.2, Q0, action=[0.0, 1.0, 0.0, -1.0])
         assert len(h.traj) > n_before + 3 and h.grip[-1] == -1.0
         # joint states stop (200 ms): hold, then recovery when they come back

@@ -101,20 +101,30 @@ def test_watchdog_holds_when_actions_or_joint_states_stop():
     assert hold.kind == "hold" and np.array_equal(hold.q, q) and core.holding
     assert core.tick(now + 10 * cfg.period_s) is None  # held: no repeated commands
     assert core.counter.counts["watchdog"] == 1
-    # a fresh action resumes
+    # the policy comes back: no motion until a new enable (the watchdog disabled motion)
     now += 11 * cfg.period_s
     core.on_joint_state(NAMES, q, now, now)
+    assert not core.enabled and core.on_action([0.5, 0, 0, 0], now) is None
+    assert core.set_enabled(True, now) is None
     assert core.on_action([0.5, 0, 0, 0], now).kind == "move"
-    # joint states stop: the next tick past the timeout holds the last valid measurement
+    # joint states stop: the next tick past the timeout holds the last valid measurement, and
+    # motion stays enabled (it resumes as soon as joint states come back)
     t_js = now
     now += (cfg.joint_state_timeout_periods + 0.5) * cfg.period_s
     core.s.action_time = now  # actions still fresh
     hold = core.tick(now)
     assert hold.kind == "hold" and np.array_equal(hold.q, q) and core.counter.counts["watchdog"] == 2
+    assert core.enabled
     # an action without a fresh joint state is refused and holds
     assert core.on_action([0.5, 0, 0, 0], now).kind == "hold"
     assert core.counter.counts["joint_state_missing"] == 1
     assert t_js < now
+    core.on_joint_state(NAMES, q, now, now)
+    assert core.on_action([0.5, 0, 0, 0], now).kind == "move"
+    # without action_watchdog_disables the returning policy resumes at once
+    core2 = _core(action_watchdog_disables=False)
+    q, now, _ = _run(core2, [[0.5, 0, 0, 0]] * 3, q0)
+    assert core2.tick(now + 10 * cfg.period_s).kind == "hold" and core2.enabled
 
 
 def test_unreachable_target_is_refused_as_ik_failure():

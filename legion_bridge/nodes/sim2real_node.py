@@ -44,6 +44,8 @@ class Sim2RealNode(Node):
             joint_state_timeout_periods=d("joint_state_timeout_periods", dc.joint_state_timeout_periods,
                                           "watchdog: hold after this many periods without a valid joint state"),
             ik_position_tolerance_m=d("ik_position_tolerance_m", dc.ik_position_tolerance_m, "IK solutions missing by more are refused [m]"),
+            action_watchdog_disables=d("action_watchdog_disables", dc.action_watchdog_disables,
+                                       "after the action watchdog, motion resumes only after a new enable"),
         )
         model = hand.kin.model
         limit_params = {
@@ -68,7 +70,7 @@ class Sim2RealNode(Node):
         t = lambda name, default, text: declare(self, name, default, text)  # noqa: E731
         js_topic = t("joint_states_topic", "/joint_states", "sensor_msgs/JointState of the arm")
         action_topic = t("action_topic", "/legion/action", "std_msgs/Float32MultiArray actions")
-        enable_topic = t("enable_topic", "/legion/enable", "std_msgs/Bool: motion allowed")
+        enable_topic = self.enable_topic = t("enable_topic", "/legion/enable", "std_msgs/Bool: motion allowed")
         traj_topic = t("joint_trajectory_topic", "/iiwa_arm_controller/joint_trajectory", "JointTrajectory commands")
         pos_topic = t("position_command_topic", "/forward_position_controller/commands", "Float64MultiArray commands")
         grip_topic = t("gripper_command_topic", "/gripper/command", "std_msgs/Float64 gripper command")
@@ -109,9 +111,13 @@ class Sim2RealNode(Node):
             self.publish_diagnostics()
 
     def _on_tick(self) -> None:
+        was = self.core.enabled
         cmd = self.core.tick(self._now())
         if cmd is not None:
             self.get_logger().warning(f"hold: {cmd.reason}")
+        if was and not self.core.enabled:
+            self.get_logger().warning(f"motion disabled by the watchdog: publish true on {self.enable_topic} to resume")
+            self.publish_diagnostics()
         self._send(cmd)
         self._after_input()
 
