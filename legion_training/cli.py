@@ -54,7 +54,9 @@ def _progress_bar(total: int, initial: int, enabled: bool):
 
 
 def train_main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="legion-train", description="Train a LEGION agent on Metaworld v3 tasks.")
+    p = argparse.ArgumentParser(prog="legion-train", description="Train a LEGION agent on Metaworld v3 tasks.",
+                                epilog="export: legion-train export RUN [--out DIR] [--overwrite] writes the frozen "
+                                       "agent of a run (see legion-train export --help)")
     p.add_argument("--config", default="smoke", help=f"one of {NAMED_CONFIGS} or a YAML file (default: smoke)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override a config value (YAML syntax), repeatable, e.g. --set sac.batch_size=256")
