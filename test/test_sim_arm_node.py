@@ -115,7 +115,7 @@ def test_joint_states_200hz_and_step_tracking_over_60s_sim_time():
     v = np.array([m.velocity for m in states])
     vmax = np.abs(v).max(axis=0) / robot.velocity_limits
     err = np.abs(q[-1] - target).max()
-    print(f"step: steady-state error {err * 1e3:.5f} mrad; max |v| / datasheet limit {vmax.max():.4f}")
+    print(f"step: steady-state error {err:.3g} rad; max |v| / datasheet limit {vmax.max():.4f}")
     assert np.abs(q[0] - target).max() > 0.5  # a real step
     assert err < 1e-3
     assert vmax.max() <= 1.0
