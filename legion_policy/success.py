@@ -19,7 +19,9 @@ Two quantities Metaworld uses are not in the observation and are reconstructed:
   fixed offset (:data:`PEG_GRASP_TO_HEAD_LOCAL_M`) in the peg frame, so the
   predicate needs the object-1 quaternion (``metaworld39``, not ``compact12``).
 
-Every predicate needs the goal, i.e. an observation with the goal visible.
+Every predicate needs the goal, i.e. an observation with the goal visible. 45 of the 50
+Metaworld v3 tasks have a predicate; :data:`UNOBSERVABLE_TASKS` names the others and why
+(their success depends on joint angles or contacts that the observation does not hold).
 """
 from __future__ import annotations
 
@@ -84,6 +86,27 @@ def _peg_head_to_goal(f: Mapping[str, np.ndarray]) -> np.ndarray:
     return _norm((head - f["goal_pos"]) * PEG_ERROR_SCALE)
 
 
+def _axes(obj: str = "object1_pos", axes: tuple[int, ...] = (0, 1, 2), obj_offset=None, scale=None,
+          goal_z: float | None = None) -> Callable[[Mapping[str, np.ndarray]], np.ndarray]:
+    """Distance between ``obj`` (+ offset) and the goal over ``axes``, optionally per-axis scaled,
+    with the goal height optionally replaced by ``goal_z`` (as some envs do)."""
+    def distance(f: Mapping[str, np.ndarray]) -> np.ndarray:
+        o = f[obj] if obj_offset is None else f[obj] + np.asarray(obj_offset)
+        g = f["goal_pos"]
+        if goal_z is not None:
+            g = np.concatenate([g[..., :2], np.full(g.shape[:-1] + (1,), goal_z)], axis=-1)
+        diff = o - g
+        if scale is not None:
+            diff = diff * np.asarray(scale)
+        diff = diff[..., list(axes)]
+        return np.abs(diff[..., 0]) if len(axes) == 1 else _norm(diff)
+    return distance
+
+
+def _goal_z_above_obj_z(f: Mapping[str, np.ndarray]) -> np.ndarray:
+    return f["goal_pos"][..., 2] - f["object1_pos"][..., 2]
+
+
 @dataclass(frozen=True)
 class SuccessPredicate:
     """``distance(obs) <= threshold`` for one task.
@@ -97,6 +120,7 @@ class SuccessPredicate:
     fields: tuple[str, ...]
     description: str
     _distance: Callable[[Mapping[str, np.ndarray]], np.ndarray]
+    strict: bool = False   # Metaworld compares with "<" (True) or "<=" (False)
 
     def check_layout(self, layout: ObservationLayout) -> None:
         """ValueError naming the missing fields if ``layout`` cannot evaluate this predicate."""
@@ -118,12 +142,13 @@ class SuccessPredicate:
     def __call__(self, obs: np.ndarray, layout: ObservationLayout | str) -> bool | np.ndarray:
         """True where the task is solved (bool for one observation, bool array for a batch)."""
         d = self.distance(obs, layout)
-        return bool(d <= self.threshold) if isinstance(d, float) else d <= self.threshold
+        ok = d < self.threshold if self.strict else d <= self.threshold
+        return bool(ok) if isinstance(d, float) else ok
 
     def to_dict(self) -> dict:
         """Manifest entry: the predicate is identified by its task name; the rest documents it."""
-        return {"task": self.task, "threshold": self.threshold, "fields": list(self.fields),
-                "description": self.description}
+        return {"task": self.task, "threshold": self.threshold, "strict": self.strict,
+                "fields": list(self.fields), "description": self.description}
 
 
 _P = SuccessPredicate
@@ -150,7 +175,43 @@ PREDICATES: dict[str, SuccessPredicate] = {p.task: p for p in (
        _obj_x_to_goal_x),
     _P("window-close-v3", 0.05, ("object1_pos", "goal_pos"), "window handle x within 0.05 m of the goal x",
        _obj_x_to_goal_x),
+    # --- the rest of Metaworld v3 (MT50) where the compared positions are in the observation ---
+    _P("reach-wall-v3", 0.05, ("hand_pos", "goal_pos"),
+       "fingertip centre (hand + HAND_TO_TCP_OFFSET_M) within 0.05 m of the goal (3-D)", _reach),
+    *[_P(t, thr, ("object1_pos", "goal_pos"), f"object within {thr} m of the goal (3-D)", _obj_to_goal)
+      for t, thr in (("bin-picking-v3", 0.05), ("coffee-pull-v3", 0.07), ("coffee-push-v3", 0.07),
+                     ("dial-turn-v3", 0.07), ("door-close-v3", 0.08), ("faucet-close-v3", 0.07),
+                     ("hand-insert-v3", 0.05), ("handle-pull-side-v3", 0.08), ("peg-unplug-side-v3", 0.07),
+                     ("pick-out-of-hole-v3", 0.07), ("pick-place-wall-v3", 0.07),
+                     ("plate-slide-back-side-v3", 0.07), ("plate-slide-back-v3", 0.07),
+                     ("plate-slide-side-v3", 0.07), ("plate-slide-v3", 0.07), ("push-back-v3", 0.07),
+                     ("push-wall-v3", 0.07), ("shelf-place-v3", 0.07), ("soccer-v3", 0.07), ("sweep-v3", 0.05))],
+    *[_P(t, thr, ("object1_pos", "goal_pos"), f"object y within {thr} m of the goal y", _axes(axes=(1,)))
+      for t, thr in (("button-press-v3", 0.02), ("button-press-wall-v3", 0.03), ("coffee-button-v3", 0.02))],
+    *[_P(t, thr, ("object1_pos", "goal_pos"), f"object z within {thr} m of the goal z", _obj_z_to_goal_z)
+      for t, thr in (("button-press-topdown-wall-v3", 0.024), ("door-lock-v3", 0.02),
+                     ("handle-press-side-v3", 0.02), ("handle-press-v3", 0.02), ("handle-pull-v3", 0.05))],
+    _P("door-unlock-v3", 0.02, ("object1_pos", "goal_pos"), "lock x within 0.02 m of the goal x", _obj_x_to_goal_x),
+    _P("sweep-into-v3", 0.05, ("object1_pos", "goal_pos"), "object within 0.05 m of the goal in x-y",
+       _axes(axes=(0, 1))),
+    _P("box-close-v3", 0.08, ("object1_pos", "goal_pos"), "lid closer than 0.08 m to the goal (3-D)",
+       _obj_to_goal, strict=True),
+    _P("disassemble-v3", 0.0, ("object1_pos", "goal_pos"), "wrench z above the goal z", _goal_z_above_obj_z,
+       strict=True),
+    _P("basketball-v3", 0.08, ("object1_pos", "goal_pos"),
+       "ball within 0.08 m of the goal xy at z 0.3, z error doubled", _axes(scale=(1.0, 1.0, 2.0), goal_z=0.3)),
+    _P("faucet-open-v3", 0.07, ("object1_pos", "goal_pos"),
+       "faucet handle + (-0.04, 0, 0.03) within 0.07 m of the goal", _axes(obj_offset=(-0.04, 0.0, 0.03))),
 )}
+
+#: Metaworld v3 tasks whose success depends on simulator state that the observation does not hold.
+UNOBSERVABLE_TASKS: dict[str, str] = {
+    "assembly-v3": "wrench centre site (not the observed grip point) aligned and hooked on the peg",
+    "hammer-v3": "nail joint position",
+    "lever-pull-v3": "lever joint angle",
+    "stick-pull-v3": "whether the stick end is inserted into the handle (contact geometry)",
+    "stick-push-v3": "container within 0.12 m of the goal AND the stick grasped (finger contact)",
+}
 del _P
 
 

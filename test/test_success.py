@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from legion_policy.observation_layout import COMPACT12, METAWORLD39
-from legion_policy.success import (PREDICATES, REACH_TCP_TOLERANCE_M, get_predicate, is_success)
+from legion_policy.success import (PREDICATES, REACH_TCP_TOLERANCE_M, UNOBSERVABLE_TASKS, get_predicate,
+                                   is_success)
 
 metaworld = pytest.importorskip("metaworld")
 from metaworld.policies import ENV_POLICY_MAP  # noqa: E402
@@ -45,25 +46,52 @@ def test_every_mt10_task_has_a_predicate():
     assert set(MT10_TASKS) <= set(PREDICATES)
 
 
-@pytest.mark.parametrize("task", MT10_TASKS)
-def test_predicate_matches_metaworld_success_every_step(mt10, task):
+def _check_rollouts(task, rollouts):
     pred = get_predicate(task)
     seen = {True: 0, False: 0}
     mismatches = []
-    for task_index, seed in ((0, 0), (1, 1)):
-        for obs, success, obj_to_target in _rollout(mt10, task, task_index, seed):
+    for records in rollouts:
+        for obs, success, obj_to_target in records:
             ours = pred(obs, METAWORLD39)
             seen[success] += 1
             if ours != success:
                 mismatches.append((success, obj_to_target))
     assert seen[True] > 0 and seen[False] > 0, f"{task}: rollouts must show both outcomes, saw {seen}"
-    if task == "reach-v3":
+    if task in ("reach-v3", "reach-wall-v3"):
         # the fingertip centre is reconstructed from the hand: only disagreements right at the threshold
         for _, true_dist in mismatches:
             assert abs(true_dist - pred.threshold) <= REACH_TCP_TOLERANCE_M, (task, true_dist)
         assert len(mismatches) <= 0.05 * (seen[True] + seen[False])
     else:
         assert not mismatches, f"{task}: {len(mismatches)} steps disagree with info['success']"
+
+
+@pytest.mark.parametrize("task", MT10_TASKS)
+def test_predicate_matches_metaworld_success_every_step(mt10, task):
+    _check_rollouts(task, [_rollout(mt10, task, i, seed) for i, seed in ((0, 0), (1, 1))])
+
+
+class _MT1:
+    """MT1 benchmark of one task, shaped like the MT10 fixture for _rollout."""
+
+    def __init__(self, task):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            mt = metaworld.MT1(task, seed=0)
+        self.train_classes, self.train_tasks = mt.train_classes, mt.train_tasks
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", sorted(set(PREDICATES) - set(MT10_TASKS)))
+def test_predicate_matches_metaworld_success_beyond_mt10(task):
+    mt1 = _MT1(task)
+    _check_rollouts(task, [_rollout(mt1, task, i, seed) for i, seed in ((0, 0), (1, 1))])
+
+
+def test_every_metaworld_task_is_covered_or_named_unobservable():
+    from metaworld.env_dict import ALL_V3_ENVIRONMENTS
+    assert set(PREDICATES) | set(UNOBSERVABLE_TASKS) == set(ALL_V3_ENVIRONMENTS)
+    assert not set(PREDICATES) & set(UNOBSERVABLE_TASKS)
 
 
 def test_batch_evaluation_matches_single(mt10):
