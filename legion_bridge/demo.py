@@ -22,6 +22,7 @@ from legion_bridge.paths import config_path, default_agent_path
 
 DEFAULT_SEQUENCE = "sequences/tabletop.yaml"
 REPORT_NAME = "report.json"
+VIDEO_NAME = "demo.gif"  # imageio writes GIF without ffmpeg
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               "robot_model": args.robot_model, "report_dir": str(out)}
     if not args.no_video:
         os.environ.setdefault("MUJOCO_GL", "egl")
-        values["video"] = str(out / "demo.mp4")
+        values["video"] = str(out / VIDEO_NAME)
     try:
         commands = node_commands("sim", values)
     except (ValueError, KeyError, FileNotFoundError) as exc:
@@ -81,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = json.loads(report_path.read_text())
     print("\n" + format_table(report))
     ok = bool(report.get("success")) and rc == 0
-    video = out / "demo.mp4"
+    video = out / VIDEO_NAME
     print(f"\nsequence {'SUCCEEDED' if ok else 'FAILED'}; report: {report_path}"
           + (f"; video: {video}" if video.is_file() else ""))
     return 0 if ok else 1
