@@ -182,3 +182,12 @@ def test_process_exit_status_follows_the_result(agent_path, tmp_path, solvable, 
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["success"] is solvable
     assert ("SUCCEEDED" if solvable else "FAILED") in out      # the printed table
+
+
+def test_shutdown_before_the_end_still_writes_a_failed_report(agent_path, tmp_path):
+    with ros_context() as (ctx, _):
+        node = _sequencer(ctx, agent_path, tmp_path, task="push-v3")
+        node.destroy_node()
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["success"] is False and "interrupted" in report["reason"]
+    assert [s["status"] for s in report["steps"]] == ["not_run"]

@@ -209,9 +209,11 @@ class SequencerNode(Node):
                                                                        message, p)))
 
     def destroy_node(self) -> None:
-        # interrupted mid-run: the report still says what happened
-        if not self.runner.finished and self.runner.status == "running":
-            self.runner.abort("interrupted (node shut down)", self._now())
+        # interrupted (before or during the run): the report still says what happened
+        if not self.runner.finished:
+            was = self.runner.status
+            self.runner.abort("interrupted (node shut down)" + (" before the first observation"
+                                                                 if was == "pending" else ""), self._now())
             self.report = self.runner.report(agent=str(self.agent.path),
                                              invalid_observations=self.invalid_observations)
             if self.report_dir:
