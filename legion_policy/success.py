@@ -30,11 +30,12 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from legion_policy.observation_layout import ObservationLayout, get_layout
+from legion_policy.observation_layout import HAND_FROM_TCP_M, ObservationLayout, get_layout
 
-#: Fingertip centre minus ``hand`` body position in Metaworld (gripper pointing down), metres.
-#: Measured over reach-v3 rollouts: mean (-0.0004, 0.0016, -0.0449), scatter up to ~4 mm in x/y.
-HAND_TO_TCP_OFFSET_M = np.array([0.0, 0.0, -0.045])
+#: Fingertip centre minus ``hand`` body position in Metaworld (gripper pointing down), metres:
+#: the layout's HAND_FROM_TCP_M reversed (measured over reach-v3 rollouts here: mean
+#: (-0.0004, 0.0016, -0.0449), scatter up to ~4 mm in x/y).
+HAND_TO_TCP_OFFSET_M = -np.asarray(HAND_FROM_TCP_M, dtype=np.float64)
 #: How far the reconstructed fingertip centre may be from Metaworld's (metres): near the
 #: reach threshold the predicate may disagree with ``info['success']`` within this band.
 REACH_TCP_TOLERANCE_M = 0.006
