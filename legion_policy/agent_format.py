@@ -248,7 +248,7 @@ def save_agent(path: str | os.PathLike, policy: DeployedPolicy, layout: Observat
     try:
         save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": FORMAT_NAME,
                                                               "format_version": str(FORMAT_VERSION)})
-        (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
+        (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, default=str) + "\n")
         write_checksums(tmp)
         load_agent(tmp)  # never leave an artifact that does not validate
         _make_readable(tmp)
