@@ -81,6 +81,7 @@ def _dedup(xs):
 def _sequencer(ctx, agent_path, tmp_path, doc=None, **params):
     overrides = [Parameter("agent_path", value=str(agent_path)), Parameter("report_dir", value=str(tmp_path)),
                  Parameter("exit_on_finish", value=False), Parameter("diagnostics_period_s", value=0.1)]
+    params.setdefault("wait_for_policy", False)      # no policy node in these tests unless said
     if doc is not None:
         seq_file = tmp_path / "sequence.yaml"
         seq_file.write_text(yaml.safe_dump(doc))
@@ -161,7 +162,8 @@ def test_no_observation_fails_and_bad_inputs_refuse_to_start(agent_path, tmp_pat
 def test_process_exit_status_follows_the_result(agent_path, tmp_path, solvable, expected_rc):
     exe = Path(sys.executable).parent / "legion_sequencer"
     proc = subprocess.Popen([str(exe), "--ros-args", "-p", f"agent_path:={agent_path}", "-p", "task:=push-v3",
-                             "-p", f"report_dir:={tmp_path}", "-p", "timeout_s:=1.0", "-p", "settle_s:=0.0"],
+                             "-p", f"report_dir:={tmp_path}", "-p", "timeout_s:=1.0", "-p", "settle_s:=0.0",
+                             "-p", "wait_for_policy:=false"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=os.environ.copy())
     try:
         with ros_context() as (ctx, ex):
@@ -191,3 +193,27 @@ def test_shutdown_before_the_end_still_writes_a_failed_report(agent_path, tmp_pa
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["success"] is False and "interrupted" in report["reason"]
     assert [s["status"] for s in report["steps"]] == ["not_run"]
+
+
+def test_step_clock_waits_for_the_policy(agent_path, tmp_path):
+    """Observations flow long before a slow policy is up: the first step starts with its first action."""
+    with ros_context() as (ctx, ex):
+        src = Source(ctx, ScriptedWorld(stuck=("reach-v3",)))
+        doc = {"timeout_s": 0.5, "steps": [{"skill": "reach-v3",
+                                            "binding": {"objects": ["puck"], "goal_object": "reach_goal"}}]}
+        node = _sequencer(ctx, agent_path, tmp_path, doc, wait_for_policy=True)
+        action_pub = src.node.create_publisher(Float32MultiArray, "/legion/action", STREAM_QOS)
+        ex.add_node(src.node)
+        ex.add_node(node)
+        spin_until(ex, lambda: False, 1.0)       # 1 s of observations, longer than the step timeout
+        assert node.observed and node.runner.status == "pending"
+        assert src.diags and "waiting for the policy" in src.diags[-1].status[0].message
+        action_pub.publish(Float32MultiArray(data=[0.0, 0.0, 0.0, 0.0]))
+        assert spin_until(ex, lambda: node.runner.status == "running", 2.0)
+        assert spin_until(ex, lambda: node.runner.finished, 3.0)
+        report = json.loads((tmp_path / "report.json").read_text())
+        assert report["steps"][0]["status"] == "timeout"
+        assert report["steps"][0]["time_s"] == pytest.approx(0.5, abs=0.2)   # counted from the policy's start
+        ex.remove_node(node)
+        node.destroy_node()
+        src.node.destroy_node()

@@ -3,7 +3,8 @@
 At start it validates the agent (skills, success predicates, layout from its manifest) and
 resolves the sequence (``sequence_file``, or the single step ``task``), then publishes the
 first step's task and binding (latched) so that real2sim and the policy can start. The step
-clock starts at the first valid observation. Each observation is judged with the step's
+clock starts at the first valid observation once the policy has published an action
+(``wait_for_policy``). Each observation is judged with the step's
 success predicate; after ``k_consecutive`` successes the next step's task and binding go
 out. On a timeout (or no observation within ``wait_for_observation_s``) the run fails:
 ``stop`` on the task topic (the policy outputs zero actions) and ``false`` on the enable
@@ -72,18 +73,23 @@ class SequencerNode(Node):
         threshold = declare(self, "similarity_threshold", DEFAULT_SIMILARITY_THRESHOLD,
                             "cosine similarity below which a step's instruction is refused")
         self.wait_for_observation_s = declare(self, "wait_for_observation_s", 60.0,
-                                              "fail if no valid observation arrives within this time [s]")
+                                              "fail if no valid observation (and, with wait_for_policy, "
+                                              "no action) arrives within this time [s]")
         self.exit_on_finish = declare(self, "exit_on_finish", True, "end the process when the sequence ends")
         self.exit_delay_s = declare(self, "exit_delay_s", 0.5,
                                     "keep spinning this long after the end so the stop messages are delivered [s]")
         enable_on_start = declare(self, "enable_on_start", False,
                                   "publish enable=true at the first step (real robot: keep false, enable by hand)")
+        self.wait_for_policy = declare(self, "wait_for_policy", True,
+                                       "start the first step only once the policy publishes actions "
+                                       "(it may load for many seconds after the observations flow)")
         tick = declare(self, "tick_period_s", 0.05, "period of the timeout check [s]")
         diag = declare(self, "diagnostics_period_s", 0.5, "period of the progress report on /diagnostics [s]")
         obs_topic = declare(self, "observation_topic", "/legion/observation", "labelled observation in")
         task_topic = declare(self, "task_topic", "/legion/task", "task out (latched)")
         binding_topic = declare(self, "binding_topic", "/legion/binding", "object binding out (JSON, latched)")
         enable_topic = declare(self, "enable_topic", "/legion/enable", "enable out (latched)")
+        action_topic = declare(self, "action_topic", "/legion/action", "policy actions (only watched: is it up?)")
 
         if not agent_path:
             raise NodeStartError("agent_path is empty: give the frozen agent directory")
@@ -110,9 +116,13 @@ class SequencerNode(Node):
         self.enable_pub = self.create_publisher(Bool, enable_topic, LATCHED_QOS)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_subscription(Float32MultiArray, obs_topic, self.on_observation, STREAM_QOS)
+        self.policy_seen = not self.wait_for_policy
+        if self.wait_for_policy:
+            self.create_subscription(Float32MultiArray, action_topic, self.on_action, STREAM_QOS)
         self.create_timer(float(tick), self.on_tick)
         self.create_timer(float(diag), self.publish_progress)
         self.invalid_observations = 0
+        self.observed = False
         self.last_invalid = ""
         self.report_path: Path | None = None
         self.report: dict | None = None
@@ -164,6 +174,11 @@ class SequencerNode(Node):
 
     # --- callbacks ----------------------------------------------------------------------------------
 
+    def on_action(self, _msg: Float32MultiArray) -> None:
+        if not self.policy_seen:
+            self.policy_seen = True
+            self.get_logger().info("policy is publishing actions")
+
     def on_observation(self, msg: Float32MultiArray) -> None:
         if self.runner.finished:
             return
@@ -175,7 +190,10 @@ class SequencerNode(Node):
             self.get_logger().warning(f"observation rejected: {exc}", throttle_duration_sec=1.0)
             return
         now = self._now()
+        self.observed = True
         if self.runner.status == "pending":
+            if not self.policy_seen:
+                return                      # the step clock starts when the policy acts
             cmd = self.runner.start(now)
             if self._enable_on_start:
                 cmd = Command(task=cmd.task, binding=cmd.binding, enable=True)
@@ -187,9 +205,10 @@ class SequencerNode(Node):
             return
         if self.runner.status == "pending":
             if time.monotonic() - self._start_wall > self.wait_for_observation_s:
-                self._apply(self.runner.abort(f"no valid observation within {self.wait_for_observation_s:g} s"
-                                              + (f" (last rejected: {self.last_invalid})" if self.last_invalid
-                                                 else ""), self._now()))
+                what = "valid observation" if not self.observed else "action from the policy"
+                self._apply(self.runner.abort(f"no {what} within {self.wait_for_observation_s:g} s"
+                                              + (f" (last rejected observation: {self.last_invalid})"
+                                                 if self.last_invalid else ""), self._now()))
             return
         self._apply(self.runner.tick(self._now()))
 
@@ -198,7 +217,8 @@ class SequencerNode(Node):
         status = self.runner.status
         level = {"pending": WARN, "running": OK, "succeeded": OK, "failed": ERROR}[status]
         if status == "pending":
-            message = "waiting for the first observation"
+            message = ("waiting for the first observation" if not self.observed
+                       else "waiting for the policy's first action")
         elif status == "running":
             message = f"step {p['step']}/{p['steps_total']}: {p['skill']} ({p['consecutive']}/{p['k_consecutive']})"
         else:
