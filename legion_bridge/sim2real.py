@@ -91,6 +91,7 @@ class Command:
 class _State:
     q: np.ndarray | None = None  # last valid measured joints
     q_time: float = -np.inf  # when it was received (node clock) [s]
+    q_resumed_time: float = -np.inf  # when joint states came back after a gap [s]
     action_time: float = -np.inf
     v_prev: np.ndarray | None = None
     target_hand: np.ndarray | None = None  # last commanded target (sim frame)
@@ -141,6 +142,8 @@ class Sim2RealCore:
         q = self.envelope.check_joint_state(names, positions, stamp_s, now_s)
         if isinstance(q, Rejection):
             return False
+        if not self._joint_state_fresh(now_s):
+            self.s.q_resumed_time = now_s
         self.s.q, self.s.q_time = q, now_s
         return True
 
@@ -150,8 +153,9 @@ class Sim2RealCore:
         self.s.enabled = bool(enabled)
         if was and not enabled:
             return self._hold(now_s, "disabled")
-        if enabled and not was:
+        if enabled and not was:  # the action watchdog re-arms with the first action
             self.s.holding, self.s.target_hand, self.s.v_prev = True, None, None
+            self.s.action_time = -np.inf
         return None
 
     def on_action(self, action, now_s: float) -> Command | None:
@@ -170,20 +174,33 @@ class Sim2RealCore:
         return self._move(a, now_s)
 
     def tick(self, now_s: float) -> Command | None:
-        """Watchdog, called every period: a hold when the action or joint-state stream went quiet."""
-        if not self.s.enabled or self.s.holding:
+        """Watchdog, called every period: a hold when the action or joint-state stream went quiet.
+
+        Joint states missing -> hold (motion resumes with the next action once they are back).
+        Actions missing while joint states are fresh, after actions had flowed since the last
+        enable -> a policy loss: hold and, with ``action_watchdog_disables``, disable. Actions get
+        one timeout of grace after joint states come back (the policy acts on observations, which
+        stop with the joint states).
+        """
+        if not self.s.enabled:
             return None
-        if now_s - self.s.action_time > self.cfg.action_timeout_periods * self.cfg.period_s:
+        cfg = self.cfg
+        if not self._joint_state_fresh(now_s):
+            if self.s.holding:
+                return None
+            self.counter.add("watchdog", "joint states stopped")
+            return self._hold(now_s, "watchdog: joint states")
+        since = max(self.s.action_time, self.s.q_resumed_time)
+        if self.s.action_time > -np.inf and now_s - since > cfg.action_timeout_periods * cfg.period_s:
+            if self.s.holding and not cfg.action_watchdog_disables:
+                return None
             self.counter.add("watchdog", "actions stopped")
             hold = self._hold(now_s, "watchdog: actions")
-            if self.cfg.action_watchdog_disables:
+            if cfg.action_watchdog_disables:
                 self.s.enabled = False
                 if hold is not None:
                     hold.reason += " (disabled until the next enable)"
             return hold
-        if not self._joint_state_fresh(now_s):
-            self.counter.add("watchdog", "joint states stopped")
-            return self._hold(now_s, "watchdog: joint states")
         return None
 
     # ------------------------------------------------------------------ internals
@@ -191,8 +208,10 @@ class Sim2RealCore:
         return self.s.q is not None and now_s - self.s.q_time <= self.cfg.joint_state_timeout_periods * self.cfg.period_s
 
     def _hold(self, now_s: float, reason: str) -> Command | None:
+        """Stop at the measured position; sent once (None when already holding: nothing new to say)."""
+        already = self.s.holding
         self.s.holding, self.s.v_prev, self.s.target_hand = True, None, None
-        if self.s.q is None:
+        if self.s.q is None or already:
             return None
         q = self.envelope.hold(self.s.q)
         if q is None:

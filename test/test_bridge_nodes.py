@@ -43,18 +43,28 @@ def _params(node_file: str, **overrides) -> list[Parameter]:
     return [Parameter(k, value=v) for k, v in values.items()]
 
 
+#: latched topics get a per-test name: a latched message of an earlier test (its participant may
+#: linger in discovery for a moment) must not reach the next test's nodes
+_TEST_COUNTER = iter(range(1000))
+
+
+def _latched_topics() -> dict:
+    k = next(_TEST_COUNTER)
+    return {"enable_topic": f"/legion/enable_t{k}", "binding_topic": f"/legion/binding_t{k}"}
+
+
 class Harness:
     """Driver + gripper + perception + policy + user, and recorders of everything the bridge says."""
 
-    def __init__(self, ctx, executor):
+    def __init__(self, ctx, executor, latched: dict):
         self.node = Node("bridge_test_harness", context=ctx)
         executor.add_node(self.node)
         n = self.node
         self.js_pub = n.create_publisher(JointState, "/joint_states", STREAM_QOS)
         self.grip_pub = n.create_publisher(JointState, "/gripper/joint_states", STREAM_QOS)
         self.action_pub = n.create_publisher(Float32MultiArray, "/legion/action", STREAM_QOS)
-        self.enable_pub = n.create_publisher(Bool, "/legion/enable", LATCHED_QOS)
-        self.binding_pub = n.create_publisher(String, "/legion/binding", LATCHED_QOS)
+        self.enable_pub = n.create_publisher(Bool, latched["enable_topic"], LATCHED_QOS)
+        self.binding_pub = n.create_publisher(String, latched["binding_topic"], LATCHED_QOS)
         self.pose_pubs = {k: n.create_publisher(PoseStamped, f"/objects/{k}/pose", STREAM_QOS) for k in ("object", "goal")}
         self.traj, self.pos, self.grip, self.obs, self.diag = [], [], [], [], {}
         n.create_subscription(JointTrajectory, "/iiwa_arm_controller/joint_trajectory",
@@ -111,9 +121,10 @@ def _drive(executor, h, seconds, q, action=None, joint_states=True, world=False)
 
 def test_sim2real_disabled_then_enabled_then_watchdog_hold():
     with ros_context() as (ctx, ex):
-        s2r = Sim2RealNode(context=ctx, parameter_overrides=_params("sim2real.yaml", start_enabled=False))
+        latched = _latched_topics()
+        s2r = Sim2RealNode(context=ctx, parameter_overrides=_params("sim2real.yaml", start_enabled=False, **latched))
         ex.add_node(s2r)
-        h = Harness(ctx, ex)
+        h = Harness(ctx, ex, latched)
         _drive(ex, h, 0.6, Q0, action=[1.0, 0.0, 0.0, 1.0])
         assert h.traj == [] and h.grip == [], "something was commanded while disabled"
         assert spin_until(ex, lambda: h.last_diag("sim2real") is not None
@@ -162,19 +173,22 @@ def test_sim2real_disabled_then_enabled_then_watchdog_hold():
         n_before = len(h.traj)
         h.enable_pub.publish(Bool(data=False))
         _drive(ex, h, 0.3, Q0, action=[0.0, 1.0, 0.0, 1.0])
+        t_end = time.monotonic()
         after = h.traj[n_before:]
         holds = [i for i, (_, m) in enumerate(after) if np.allclose(m.points[0].positions, Q0, atol=1e-12)]
-        assert holds == [len(after) - 1] and len(after) <= 3, "disable must end with one hold, then silence"
+        assert holds == [len(after) - 1], "disable must end with one hold"
+        assert after[-1][0] < t_end - 0.15, "commands went on after the hold"
         s2r.destroy_node()
 
 
 def test_sim2real_rejections_are_counted_on_diagnostics_and_position_interface():
     with ros_context() as (ctx, ex):
+        latched = _latched_topics()
         s2r = Sim2RealNode(context=ctx, parameter_overrides=_params("sim2real.yaml", start_enabled=True,
-                                                                     command_interface="position"))
+                                                                     command_interface="position", **latched))
         ex.add_node(s2r)
-        h = Harness(ctx, ex)
-        _drive(ex, h, 0.2, Q0, action=[0.0, 0.0, 0.5, 0.0])
+        h = Harness(ctx, ex, latched)
+        _drive(ex, h, 0.3, Q0, action=[0.0, 0.0, 0.5, 0.0])
         assert len(h.pos) > 3 and len(h.pos[-1][1].data) == 7 and h.traj == []
         bad_actions = [[math.nan, 0, 0, 0], [0.0, 0.0, 0.0], [math.inf, 0, 0, 0, 0], [5.0, 0, 0, 0]]
         for a in bad_actions:
@@ -215,15 +229,16 @@ def rclpy_duration(seconds):
 
 def test_real2sim_publishes_labelled_observations_and_stops_on_stale_input():
     with ros_context() as (ctx, ex):
-        r2s = Real2SimNode(context=ctx, parameter_overrides=_params("real2sim.yaml"))
+        latched = _latched_topics()
+        r2s = Real2SimNode(context=ctx, parameter_overrides=_params("real2sim.yaml", binding_topic=latched["binding_topic"]))
         ex.add_node(r2s)
-        h = Harness(ctx, ex)
+        h = Harness(ctx, ex, latched)
         _drive(ex, h, 0.3, Q0, world=True)
         assert h.obs == [], "observation without a binding"
         assert spin_until(ex, lambda: h.last_diag("real2sim") is not None and "binding" in h.last_diag("real2sim")[1], 2.0)
         h.binding_pub.publish(String(data=json.dumps({"skill": "reach-v3", "objects": ["object"], "goal": None,
                                                       "goal_object": "goal", "quat_order": "xyzw"})))
-        _drive(ex, h, 0.5, Q0, world=True)
+        _drive(ex, h, 0.8, Q0, world=True)
         assert len(h.obs) > 10
         obs = msg_to_observation(h.obs[-1][1], METAWORLD39)
         np.testing.assert_allclose(METAWORLD39.get(obs, "hand_pos"), [0.0, 0.6, 0.2], atol=1e-4)

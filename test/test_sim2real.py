@@ -95,9 +95,14 @@ def test_watchdog_holds_when_actions_or_joint_states_stop():
     q, now, _ = _run(core, [[0.5, 0, 0, 0]] * 3, q0)
     now -= cfg.period_s  # time of the last action
     core.on_joint_state(NAMES, q, now, now)
-    # actions stop: nothing within the timeout, then one hold at the measured joints
-    assert core.tick(now + (cfg.action_timeout_periods - 0.5) * cfg.period_s) is None
-    hold = core.tick(now + (cfg.action_timeout_periods + 0.5) * cfg.period_s)
+    # actions stop while joint states keep coming (the policy died): nothing within the timeout,
+    # then one hold at the measured joints
+    t = now + (cfg.action_timeout_periods - 0.5) * cfg.period_s
+    core.on_joint_state(NAMES, q, t, t)
+    assert core.tick(t) is None
+    t = now + (cfg.action_timeout_periods + 0.5) * cfg.period_s
+    core.on_joint_state(NAMES, q, t, t)
+    hold = core.tick(t)
     assert hold.kind == "hold" and np.array_equal(hold.q, q) and core.holding
     assert core.tick(now + 10 * cfg.period_s) is None  # held: no repeated commands
     assert core.counter.counts["watchdog"] == 1
@@ -107,24 +112,38 @@ def test_watchdog_holds_when_actions_or_joint_states_stop():
     assert not core.enabled and core.on_action([0.5, 0, 0, 0], now) is None
     assert core.set_enabled(True, now) is None
     assert core.on_action([0.5, 0, 0, 0], now).kind == "move"
-    # joint states stop: the next tick past the timeout holds the last valid measurement, and
-    # motion stays enabled (it resumes as soon as joint states come back)
+    # joint states stop (and with them observations and actions): the next tick past the timeout
+    # holds the last valid measurement, and motion stays enabled
     t_js = now
     now += (cfg.joint_state_timeout_periods + 0.5) * cfg.period_s
-    core.s.action_time = now  # actions still fresh
     hold = core.tick(now)
     assert hold.kind == "hold" and np.array_equal(hold.q, q) and core.counter.counts["watchdog"] == 2
     assert core.enabled
-    # an action without a fresh joint state is refused and holds
-    assert core.on_action([0.5, 0, 0, 0], now).kind == "hold"
+    assert core.tick(now + 0.2) is None and core.enabled  # a 200 ms dropout: still enabled, no repeats
+    # an action without a fresh joint state is refused (counted); the hold was already sent
+    assert core.on_action([0.5, 0, 0, 0], now + 0.1) is None
     assert core.counter.counts["joint_state_missing"] == 1
+    # joint states come back: actions get one timeout of grace before the policy counts as lost
+    now += 0.2
+    core.on_joint_state(NAMES, q, now, now)
+    assert core.tick(now + 0.5 * cfg.action_timeout_periods * cfg.period_s) is None and core.enabled
     assert t_js < now
     core.on_joint_state(NAMES, q, now, now)
     assert core.on_action([0.5, 0, 0, 0], now).kind == "move"
+    # enabling re-arms the action watchdog only with the first action (a policy still loading is fine)
+    core.set_enabled(False, now)
+    core.set_enabled(True, now)
+    t = now + 100 * cfg.period_s
+    core.on_joint_state(NAMES, q, t, t)
+    assert core.tick(t) is None and core.enabled
     # without action_watchdog_disables the returning policy resumes at once
     core2 = _core(action_watchdog_disables=False)
     q, now, _ = _run(core2, [[0.5, 0, 0, 0]] * 3, q0)
-    assert core2.tick(now + 10 * cfg.period_s).kind == "hold" and core2.enabled
+    for k in range(7):  # joint states keep coming, actions do not
+        t = now + k * cfg.period_s
+        core2.on_joint_state(NAMES, q, t, t)
+    assert core2.tick(t).kind == "hold" and core2.enabled
+    assert core2.tick(t) is None
 
 
 def test_unreachable_target_is_refused_as_ik_failure():
