@@ -54,9 +54,19 @@ def default_agent_or_exit(path: str | None) -> str:
 
 
 def graph_commands(mode: str, values: dict, only: Sequence[str], params: dict[str, dict] | None = None):
-    """``node_commands(mode, values, only)`` with extra ``-p`` parameters per node name (appended last, so they win)."""
+    """``node_commands(mode, values, only)`` with extra ``-p`` parameters per node name (appended last, so they win).
+
+    real2sim's observation ``layout`` is set to the agent's (``values["agent"]``): the graph definition has no
+    launch argument for it and config/real2sim.yaml says metaworld39, so a compact12 agent would otherwise
+    reject every observation."""
+    import json
+
     from legion_bridge.launcher import NodeCommand, node_commands, ros_param_value
 
+    params = {k: dict(v) for k, v in (params or {}).items()}
+    if values.get("agent") and "real2sim" in only:
+        manifest = json.loads((Path(values["agent"]) / "manifest.json").read_text())
+        params.setdefault("real2sim", {}).setdefault("layout", manifest["observation_layout"]["name"])
     out = []
     for c in node_commands(mode, values, list(only)):
         extra = []
@@ -206,8 +216,8 @@ def _msg_factory(kind: str, size: int):
                 m.header.stamp = stamp
             return m
         return JointState, build
-    if kind == "observation":
-        layout = get_layout("metaworld39")
+    if kind.startswith("observation"):  # "observation" (metaworld39) or "observation=<layout name>"
+        layout = get_layout(kind.split("=", 1)[1] if "=" in kind else "metaworld39")
         return Float32MultiArray, lambda v, stamp=None: observation_to_msg(layout, np.resize(v, layout.size))
     if kind == "action":
         return Float32MultiArray, lambda v, stamp=None: array_msg(np.resize(v, ACTION_SPEC.size), ACTION_SPEC.names)
@@ -244,8 +254,8 @@ def relay_main(argv: Sequence[str]) -> int:
     ap.add_argument("--out", required=True, help="kind:topic")
     ap.add_argument("--period-s", type=float, default=0.0)
     a, ros_args = ap.parse_known_args(argv)
-    in_kind, in_topic = a.inp.split(":", 1)
-    out_kind, out_topic = a.out.split(":", 1)
+    in_kind, in_topic = a.inp.rsplit(":", 1)
+    out_kind, out_topic = a.out.rsplit(":", 1)
     in_cls, _ = _msg_factory(in_kind, 0)
     out_cls, build = _msg_factory(out_kind, 0)
     rclpy.init(args=["relay", *ros_args])

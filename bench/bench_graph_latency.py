@@ -5,7 +5,7 @@ Run: ``ROS_DOMAIN_ID=<n> .venv/bin/python bench/bench_graph_latency.py [--agent 
 Two paths, each against its baseline, all processes running at once and measured in interleaved
 rounds (so load changes of the shared machine hit both sides alike):
 
-1. policy: a labelled ``metaworld39`` observation published by the bench -> the real policy node
+1. policy: a labelled observation of the agent's layout published by the bench -> the real policy node
    process (``legion_policy_node`` from the graph definition, the agent's skill active) -> ``/legion/action``
    back in the bench. Baseline: one bare relay process (Float32MultiArray of the observation's size and
    labels in, an action-sized labelled array out).
@@ -108,12 +108,13 @@ def main(argv=None) -> int:
     graph = gu.graph_commands("sim", {"agent": agent_dir, "use_sim_time": "false", "enable": "true"},
                               ["real2sim", "policy", "sim2real"],
                               {"policy": {"initial_task": skill}, "real2sim": {"default_binding": binding}})
+    obs_kind = f"observation={agent.layout.name}"  # the relay carries arrays of the agent's observation size
     relays = [
-        gu.relay_command("relay_policy", "--name", "relay_policy", "--in", f"observation:{RELAY_NS}/observation",
+        gu.relay_command("relay_policy", "--name", "relay_policy", "--in", f"{obs_kind}:{RELAY_NS}/observation",
                          "--out", f"action:{RELAY_NS}/action"),
         gu.relay_command("relay_r2s", "--name", "relay_r2s", "--in", f"joint_state:{RELAY_NS}/joint_states",
-                         "--out", f"observation:{RELAY_NS}/chain/observation"),
-        gu.relay_command("relay_pol", "--name", "relay_pol", "--in", f"observation:{RELAY_NS}/chain/observation",
+                         "--out", f"{obs_kind}:{RELAY_NS}/chain/observation"),
+        gu.relay_command("relay_pol", "--name", "relay_pol", "--in", f"{obs_kind}:{RELAY_NS}/chain/observation",
                          "--out", f"action:{RELAY_NS}/chain/action"),
         gu.relay_command("relay_s2r", "--name", "relay_s2r", "--in", f"action:{RELAY_NS}/chain/action",
                          "--out", f"trajectory:{RELAY_NS}/trajectory"),

@@ -1,0 +1,253 @@
+"""Transfer: success of each skill of a frozen agent in its training environment vs through the ROS graph
+on the simulated KUKA iiwa.
+
+Run: ``ROS_DOMAIN_ID=<n> .venv/bin/python bench/bench_transfer.py [--agent DIR] [--episodes 20] [--skills a,b]``.
+
+Side by side, same agent, same deterministic policy (``legion_policy``'s loader and ``PolicyCore``: the
+action ``tanh(mean)`` the nodes run), same episode length:
+
+* training environment: ``legion_training.envs.MetaworldTask`` of the skill (Metaworld v3, the agent's
+  observation layout), ``episode_length`` steps as in the trainer's evaluation (the agent's recorded training
+  config, else ``legion_training.config.EnvConfig``'s default); success = Metaworld's ``info['success']``
+  ever 1 in the episode (the trainer's evaluation rule). Variations drawn from ``metaworld.MT1(skill, seed)``.
+* ROS graph: the sim graph of ``legion_bridge.graph`` started with ``legion_bridge.launcher``'s
+  ``node_commands``/``GraphProcesses`` (sim_arm with scene = the skill's Metaworld task at real time,
+  real2sim, policy, sim2real as their own processes), and per episode: ``/sim/reset`` with a new sim_arm
+  seed (a new Metaworld placement), ``/legion/enable true``, then a one-step sequence (a ``legion_sequencer``
+  process with ``task`` = the skill, ``timeout_s`` = episode_length x the agent's control period in
+  simulation time, ``k_consecutive`` 1: ever succeeded, ``settle_s`` 0) whose report decides success. The
+  simulator's own ground truth (``/sim/success``, 10 Hz) is shown beside it.
+
+Prints per skill both success rates and the transfer ratio graph / env (goal >= 0.9).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _graph_util as gu  # noqa: E402
+
+#: Transfer goal of issue 7 (graph success / training-env success).
+TARGET_RATIO = 0.9
+#: Seed offsets of the sim_arm episodes (so they do not coincide with the env's variation stream).
+GRAPH_SEED_BASE = 1000
+#: Wall seconds an episode may take beyond its simulated length (sequencer start-up: agent load, torch import).
+EPISODE_SLACK_S = 90.0
+#: A step that "lasted" this many episode lengths ran on a clock that jumped (sequencer started its step at
+#: ROS time 0, before its first /clock message): the episode is re-run (at most CLOCK_RETRIES times).
+CLOCK_GLITCH_FACTOR = 1.5
+CLOCK_RETRIES = 2
+#: Wall seconds after a /sim/reset before the episode starts (the reset placement reaches every node).
+RESET_SETTLE_S = 0.3
+
+
+def episode_length(agent) -> int:
+    """Steps per episode of the trainer's evaluation for this agent."""
+    cfg = (agent.provenance.get("training_config") or {}).get("config") or {}
+    if "env" in cfg and "episode_length" in cfg["env"]:
+        return int(cfg["env"]["episode_length"])
+    from legion_training.config import EnvConfig
+
+    return int(EnvConfig().episode_length)
+
+
+def run_env(agent, skill: str, episodes: int, length: int, seed: int) -> tuple[list[bool], float]:
+    """Success per episode of ``skill`` in its Metaworld v3 training environment (deterministic policy)."""
+    from legion_policy.policy import PolicyCore
+    from legion_training.envs import MetaworldTask
+
+    core = PolicyCore(agent)
+    core.select(skill)
+    env = MetaworldTask(skill, agent.layout, seed=seed, episode_length=length, normalize_reward=False)
+    out = []
+    t0 = time.perf_counter()
+    for _ in range(episodes):
+        obs = env.reset()
+        ok = False
+        for _ in range(length):
+            r = env.step(core.act(obs))
+            obs, ok = r.obs, ok or r.success
+        out.append(ok)
+    env.close()
+    return out, time.perf_counter() - t0
+
+
+class SuccessWatch:
+    """Records /sim/success (ground truth of the cell) for the running episode."""
+
+    def __init__(self, bn: gu.BenchNode, skill: str) -> None:
+        from std_msgs.msg import String
+
+        self.skill = skill
+        self.lock = threading.Lock()
+        self.count = 0
+        self.window_ok = False
+        self.open = False
+        bn.node.create_subscription(String, "/sim/success", self._on, 10)
+
+    def _on(self, msg) -> None:
+        try:
+            ok = bool(json.loads(msg.data)["tasks"][self.skill]["success"])
+        except (ValueError, KeyError, TypeError):
+            return
+        with self.lock:
+            self.count += 1
+            if self.open and ok:
+                self.window_ok = True
+
+    def start(self) -> None:
+        with self.lock:
+            self.open, self.window_ok = True, False
+
+    def stop(self) -> bool:
+        with self.lock:
+            self.open = False
+            return self.window_ok
+
+
+def run_graph(agent_dir: str, agent, skill: str, episodes: int, length: int, seed: int, out_dir: Path,
+              log: Path) -> tuple[list[dict], float]:
+    """Success per episode of ``skill`` through the sim graph (one sequencer run per episode)."""
+    from std_msgs.msg import Bool, String
+
+    from legion_policy.ros_io import LATCHED_QOS
+
+    sim_seconds = length * agent.control_period_s
+    values = {"agent": agent_dir, "scene": skill, "enable": "true"}
+    graph = gu.graph_commands("sim", values, ["sim_arm", "real2sim", "policy", "sim2real"],
+                              {"sim_arm": {"seed": seed}})
+    procs = gu.Processes(graph, log)
+    bn = None
+    results = []
+    glitches = [0]
+    t0 = time.perf_counter()
+    try:
+        procs.start()
+        bn = gu.BenchNode(f"bench_transfer_{skill.replace('-', '_')}")
+        reset_pub = bn.node.create_publisher(String, "/sim/reset", 10)
+        enable_pub = bn.node.create_publisher(Bool, "/legion/enable", LATCHED_QOS)
+        watch = SuccessWatch(bn, skill)
+        gu.wait_until(lambda: watch.count > 0, gu.STARTUP_TIMEOUT_S, "sim_arm's /sim/success", procs)
+        for ep in range(episodes):
+            ep_seed = seed + ep
+            for attempt in range(1 + CLOCK_RETRIES):
+                res = _episode(procs, watch, reset_pub, enable_pub, values, skill, ep_seed, sim_seconds,
+                               out_dir / skill / f"ep{ep:03d}-{attempt}", log)
+                if not res.pop("clock_glitch", False):
+                    break
+                glitches[0] += 1
+            results.append(res)
+    finally:
+        if bn is not None:
+            bn.close()
+        procs.stop()
+    if glitches[0]:
+        print(f"  {skill}: {glitches[0]} episode(s) re-run: the sequencer started its step clock before it had "
+              f"received /clock (step time >> episode length)", flush=True)
+    return results, time.perf_counter() - t0
+
+
+def _episode(procs, watch, reset_pub, enable_pub, values: dict, skill: str, ep_seed: int, sim_seconds: float,
+             ep_dir: Path, log: Path) -> dict:
+    """One graph episode: reset the cell with ``ep_seed``, enable, run a one-step sequencer process."""
+    from std_msgs.msg import Bool, String
+
+    ep_dir.mkdir(parents=True, exist_ok=True)
+    reset_pub.publish(String(data=json.dumps({"scene": skill, "seed": ep_seed})))
+    time.sleep(RESET_SETTLE_S)
+    enable_pub.publish(Bool(data=True))
+    seq = gu.graph_commands("sim", {**values, "task": skill, "report_dir": str(ep_dir)}, ["sequencer"],
+                            {"sequencer": {"timeout_s": sim_seconds, "k_consecutive": 1,
+                                           "settle_s": 0.0, "exit_delay_s": 0.2}})
+    sp = gu.Processes(seq, log)
+    watch.start()
+    sp.start()
+    proc = sp.gp.procs["sequencer"]
+    deadline = time.monotonic() + sim_seconds + EPISODE_SLACK_S
+    while proc.poll() is None and time.monotonic() < deadline:
+        procs.check_alive()
+        time.sleep(0.05)
+    rc = proc.poll()
+    sp.stop()
+    truth = watch.stop()
+    report_path = ep_dir / "report.json"
+    if rc is None or not report_path.is_file():
+        return {"seed": ep_seed, "success": False, "truth": truth,
+                "error": f"sequencer {'timed out' if rc is None else f'exit {rc}'}, no report"}
+    rep = json.loads(report_path.read_text())
+    step = (rep.get("steps") or [{}])[0]
+    t = float(step.get("time_s") or 0.0)
+    return {"seed": ep_seed, "success": bool(rep.get("success")), "truth": truth, "time_s": t,
+            "best_distance": step.get("best_distance"), "observations": step.get("steps"),
+            "clock_glitch": t > CLOCK_GLITCH_FACTOR * sim_seconds + 0.5}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--agent", default=None, help="frozen agent directory (default: the shipped agents/default)")
+    ap.add_argument("--episodes", type=int, default=20, help="episodes per skill on each side")
+    ap.add_argument("--skills", default="", help="comma-separated subset of the agent's skills (default: all)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the env variations; graph seeds start at 1000 + this")
+    ap.add_argument("--out", default="runs/bench/transfer", help="folder for the per-episode sequencer reports and log")
+    ap.add_argument("--no-graph", action="store_true", help="only the training-environment side")
+    a = ap.parse_args(argv)
+    agent_dir = gu.default_agent_or_exit(a.agent)
+
+    import torch
+
+    torch.set_num_threads(1)
+    from legion_policy.agent_format import load_agent
+
+    agent = load_agent(agent_dir)
+    skills = [s for s in a.skills.split(",") if s] or agent.skill_names
+    unknown = sorted(set(skills) - set(agent.skill_names))
+    if unknown:
+        print(f"bench_transfer: agent has no skill {unknown}; skills: {agent.skill_names}", file=sys.stderr)
+        return 2
+    length = episode_length(agent)
+    out = Path(a.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"agent {agent_dir} (layout {agent.layout.name}); {a.episodes} episodes per skill and side; "
+          f"episode {length} steps = {length * agent.control_period_s:.3f} s; {gu.load_note()}", flush=True)
+    rows = []
+    for skill in skills:
+        env_ok, env_s = run_env(agent, skill, a.episodes, length, a.seed)
+        print(f"  {skill}: env {sum(env_ok)}/{len(env_ok)} ({env_s:.0f} s)", flush=True)
+        graph_res, graph_s = ([], 0.0) if a.no_graph else run_graph(
+            agent_dir, agent, skill, a.episodes, length, GRAPH_SEED_BASE + a.seed, out, out / "graph.log")
+        if graph_res:
+            errs = [r for r in graph_res if "error" in r]
+            print(f"  {skill}: graph {sum(r['success'] for r in graph_res)}/{len(graph_res)} ({graph_s:.0f} s"
+                  + (f"; {len(errs)} episode(s) without a report: {errs[0]['error']}" if errs else "") + ")",
+                  flush=True)
+        rows.append((skill, env_ok, graph_res))
+    (out / "results.json").write_text(json.dumps({s: {"env": e, "graph": g} for s, e, g in rows}, indent=1))
+
+    print(f"\n{'skill':26s} {'env success':>12s} {'graph success':>14s} {'sim truth':>10s} {'ratio':>6s} "
+          f"{'goal':>5s}")
+    print("-" * 78)
+    tot_e = tot_g = 0.0
+    for skill, env_ok, g in rows:
+        e = sum(env_ok) / len(env_ok)
+        gs = sum(r["success"] for r in g) / len(g) if g else float("nan")
+        gt = sum(r["truth"] for r in g) / len(g) if g else float("nan")
+        ratio = gs / e if e > 0 else float("nan")
+        met = "yes" if ratio >= TARGET_RATIO else ("n/a" if ratio != ratio else "NO")
+        print(f"{skill:26s} {e:12.2f} {gs:14.2f} {gt:10.2f} {ratio:6.2f} {met:>5s}")
+        tot_e, tot_g = tot_e + e, tot_g + gs
+    if rows:
+        mean_e, mean_g = tot_e / len(rows), tot_g / len(rows)
+        ratio = mean_g / mean_e if mean_e > 0 else float("nan")
+        print(f"transfer ratio (mean graph success / mean env success): {mean_g:.2f} / {mean_e:.2f} = {ratio:.2f} "
+              f"(goal >= {TARGET_RATIO}; n/a when the env success is 0); {gu.load_note()}")
+    print(f"reports: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
