@@ -266,6 +266,8 @@ class SimArmNode(Node):
                 else:
                     time.sleep(0)  # let the executor thread take commands
         except Exception as exc:  # a cell without simulation must not look alive: end the process
+            if self._stop.is_set() or not rclpy.ok(context=self.context):
+                return  # shutting down (Ctrl-C/SIGTERM): a last publish raced the context shutdown
             self.get_logger().error(f"simulation thread stopped: {type(exc).__name__}: {exc}")
             self.exit_status = 1
             rclpy.try_shutdown(context=self.context)
