@@ -92,6 +92,8 @@ class _State:
     q: np.ndarray | None = None  # last valid measured joints
     q_time: float = -np.inf  # when it was received (node clock) [s]
     q_resumed_time: float = -np.inf  # when joint states came back after a gap [s]
+    obs_time: float = -np.inf  # newest observation seen on the observation topic (if subscribed) [s]
+    obs_resumed_time: float = -np.inf  # when observations came back after a gap [s]
     action_time: float = -np.inf
     v_prev: np.ndarray | None = None
     target_hand: np.ndarray | None = None  # last commanded target (sim frame)
@@ -147,6 +149,13 @@ class Sim2RealCore:
         self.s.q, self.s.q_time = q, now_s
         return True
 
+    def on_observation(self, now_s: float) -> None:
+        """An observation went to the policy: with these the action watchdog blames only the policy
+        (observations flowing, no actions) and not an upstream stall (observations stopped)."""
+        if now_s - self.s.obs_time > self.cfg.action_timeout_periods * self.cfg.period_s:
+            self.s.obs_resumed_time = now_s
+        self.s.obs_time = now_s
+
     def set_enabled(self, enabled: bool, now_s: float) -> Command | None:
         """Enable or disable motion; disabling returns a hold (stop now)."""
         was = self.s.enabled
@@ -176,11 +185,11 @@ class Sim2RealCore:
     def tick(self, now_s: float) -> Command | None:
         """Watchdog, called every period: a hold when the action or joint-state stream went quiet.
 
-        Joint states missing -> hold (motion resumes with the next action once they are back).
-        Actions missing while joint states are fresh, after actions had flowed since the last
-        enable -> a policy loss: hold and, with ``action_watchdog_disables``, disable. Actions get
-        one timeout of grace after joint states come back (the policy acts on observations, which
-        stop with the joint states).
+        Joint states missing, or observations missing (when :meth:`on_observation` is fed) -> hold;
+        motion resumes with the next action once they are back. Actions missing while joint
+        states (and observations) flow, after actions had flowed since the last enable -> a policy
+        loss: hold and, with ``action_watchdog_disables``, disable. Actions get one timeout of grace
+        after joint states or observations come back.
         """
         if not self.s.enabled:
             return None
@@ -190,8 +199,15 @@ class Sim2RealCore:
                 return None
             self.counter.add("watchdog", "joint states stopped")
             return self._hold(now_s, "watchdog: joint states")
-        since = max(self.s.action_time, self.s.q_resumed_time)
-        if self.s.action_time > -np.inf and now_s - since > cfg.action_timeout_periods * cfg.period_s:
+        timeout = cfg.action_timeout_periods * cfg.period_s
+        since = max(self.s.action_time, self.s.q_resumed_time, self.s.obs_resumed_time)
+        if self.s.obs_time > -np.inf and now_s - self.s.obs_time > timeout:
+            # observations stopped too (real2sim found a stale input): not the policy's fault
+            if self.s.holding:
+                return None
+            self.counter.add("watchdog", "observations and actions stopped")
+            return self._hold(now_s, "watchdog: no observations")
+        if self.s.action_time > -np.inf and now_s - since > timeout:
             if self.s.holding and not cfg.action_watchdog_disables:
                 return None
             self.counter.add("watchdog", "actions stopped")

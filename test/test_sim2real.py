@@ -167,3 +167,35 @@ def test_config_validation():
         Sim2RealConfig(horizon_s=0.0)
     cfg = Sim2RealConfig.from_params({"period_s": 0.05, "target_base": "measured", "unrelated": 1})
     assert cfg.period_s == 0.05 and cfg.target_base == "measured"
+
+
+def test_watchdog_blames_the_policy_only_while_observations_flow():
+    """Observations stop (real2sim saw a stale input): hold, stay enabled; observations flow but no
+    actions come: the policy is lost, hold and disable."""
+    core = _core()
+    cfg = core.cfg
+    q0 = q_for_hand(START)
+    q, now = q0.copy(), 10.0
+    for _ in range(3):
+        core.on_joint_state(NAMES, q, now, now)
+        core.on_observation(now)
+        assert core.on_action([0.3, 0, 0, 0], now).kind == "move"
+        now += cfg.period_s
+    # joint states keep coming, observations and actions stop: an upstream stall
+    for _ in range(int(cfg.action_timeout_periods) + 2):
+        core.on_joint_state(NAMES, q, now, now)
+        cmd = core.tick(now)
+        now += cfg.period_s
+    assert core.holding and core.enabled and core.counter.counts["watchdog"] == 1
+    # observations come back, the policy answers: motion resumes without an enable
+    core.on_joint_state(NAMES, q, now, now)
+    core.on_observation(now)
+    assert core.tick(now) is None
+    assert core.on_action([0.3, 0, 0, 0], now).kind == "move"
+    # observations flow, actions do not: the policy is lost
+    for _ in range(int(cfg.action_timeout_periods) + 2):
+        now += cfg.period_s
+        core.on_joint_state(NAMES, q, now, now)
+        core.on_observation(now)
+        cmd = core.tick(now) or cmd
+    assert not core.enabled and core.counter.counts["watchdog"] == 2 and cmd.kind == "hold"

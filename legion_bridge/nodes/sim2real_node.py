@@ -83,6 +83,10 @@ class Sim2RealNode(Node):
         self.create_subscription(JointState, js_topic, self._on_joint_state, STREAM_QOS)
         self.create_subscription(Float32MultiArray, action_topic, self._on_action, STREAM_QOS)
         self.create_subscription(Bool, enable_topic, self._on_enable, LATCHED_QOS)
+        # observations only tell the watchdog whether the policy or its input stalled
+        obs_topic = t("observation_topic", "/legion/observation", "observations (watchdog: policy vs input stall)")
+        self.create_subscription(Float32MultiArray, obs_topic, lambda _m: self.core.on_observation(self._now()),
+                                 STREAM_QOS)
         self.create_timer(period, self._on_tick)
         self.create_timer(float(d("diagnostics_period_s", 0.5, "diagnostics period [s]")), self.publish_diagnostics)
         self._rejected_seen = 0
