@@ -205,6 +205,7 @@ class StepRecord:
     ended_s: float | None = None
     observations: int = 0          # observations evaluated (after settling)
     consecutive: int = 0
+    first_distance: float = float("nan")   # at the first judged observation: how far the step started
     last_distance: float = float("nan")
     best_distance: float = float("inf")
 
@@ -214,6 +215,7 @@ class StepRecord:
                 "binding": step.binding, "success": self.status == "succeeded", "status": self.status,
                 "time_s": t, "steps": self.observations, "k_consecutive": step.k_consecutive,
                 "timeout_s": step.timeout_s, "threshold": step.predicate.threshold,
+                "initial_distance": None if np.isnan(self.first_distance) else self.first_distance,
                 "final_distance": None if np.isnan(self.last_distance) else self.last_distance,
                 "best_distance": None if not np.isfinite(self.best_distance) else self.best_distance,
                 "similarity": step.similarity}
@@ -280,6 +282,8 @@ class SequenceRunner:
             return None   # the observation may still carry the previous step's binding
         d = float(step.predicate.distance(obs, self.layout))
         rec.observations += 1
+        if rec.observations == 1:
+            rec.first_distance = d
         rec.last_distance = d
         rec.best_distance = min(rec.best_distance, d)
         rec.consecutive = rec.consecutive + 1 if d <= step.predicate.threshold else 0

@@ -72,6 +72,8 @@ def test_three_step_sequence_advances_and_reports():
     assert all(r["time_s"] > 0 and r["steps"] >= r["k_consecutive"] for r in rows)
     assert rows[2]["k_consecutive"] == 5 and rows[1]["timeout_s"] == 3.0
     assert all(r["final_distance"] <= r["threshold"] for r in rows)
+    # the scripted world starts each step away from its goal and approaches it
+    assert all(r["initial_distance"] > r["threshold"] >= r["best_distance"] for r in rows)
     assert report["total_time_s"] == pytest.approx(sum(r["time_s"] for r in rows))
     table = format_report_table(report)
     assert "SUCCEEDED" in table and "button-press-topdown-v3" in table
