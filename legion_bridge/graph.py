@@ -90,7 +90,7 @@ NODES: tuple[NodeSpec, ...] = (
 LAUNCH_ARGS: tuple[LaunchArg, ...] = (
     LaunchArg("agent", "path of the frozen agent (directory); default: the shipped agent",
               {"sim": str(default_agent_path()), "real": str(default_agent_path())},
-              nodes=("policy", "sequencer"), parameter="agent_path"),
+              nodes=("policy", "sequencer", "real2sim"), parameter="agent_path"),
     LaunchArg("task", "skill name or free-form instruction to run when no sequence is given",
               nodes=("sequencer",), parameter="task"),
     LaunchArg("sequence", "YAML sequence of skills (config/sequences/...); empty: run `task` only",

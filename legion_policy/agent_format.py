@@ -475,6 +475,16 @@ def _load_skills(manifest: dict, layout: ObservationLayout, cfg: NetworkConfig,
     return skills
 
 
+def read_agent_layout(path: str | os.PathLike) -> ObservationLayout:
+    """The observation layout a frozen agent expects, from its manifest (checksums verified,
+    weights not loaded): real2sim emits exactly this layout."""
+    p = Path(path)
+    if not (p / MANIFEST_FILE).is_file():
+        raise AgentFormatError(f"missing file: {p / MANIFEST_FILE}")
+    _check_files(p)
+    return _load_layout_and_shapes(_load_manifest(p))[0]
+
+
 def load_agent(path: str | os.PathLike) -> LoadedAgent:
     """Validate and load the agent at ``path``; :class:`AgentFormatError` (one line) if it is not valid.
 

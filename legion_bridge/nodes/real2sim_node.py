@@ -19,6 +19,7 @@ from std_msgs.msg import Float32MultiArray, String
 from legion_bridge.nodes.bridge_params import declare_cell, declare_period, stamp_s
 from legion_bridge.real2sim import Real2SimConfig, Real2SimCore
 from legion_bridge.robot.urdf_model import GRIPPER_GAP_JOINT
+from legion_policy.agent_format import AgentFormatError, read_agent_layout
 from legion_policy.observation_layout import LAYOUTS, get_layout
 from legion_policy.ros_io import (ERROR, LATCHED_QOS, OK, STREAM_QOS, WARN, declare, diagnostic_array,
                                   diagnostic_status, observation_to_msg, run_node)
@@ -49,9 +50,17 @@ class Real2SimNode(Node):
             restart_after_periods=d("restart_after_periods", dc.restart_after_periods,
                                     "an observation gap this long restarts frame stacking [periods]"),
         )
-        layout_name = d("layout", "metaworld39", f"observation layout, one of {sorted(LAYOUTS)}")
-        self.layout = get_layout(layout_name) if layout_name in LAYOUTS else None
-        if self.layout is None:
+        agent_path = d("agent_path", "", "frozen agent whose observation layout is emitted ('' = use 'layout')")
+        layout_name = d("layout", "metaworld39",
+                        f"observation layout when agent_path is empty, one of {sorted(LAYOUTS)}")
+        if agent_path:
+            try:
+                self.layout = read_agent_layout(agent_path)
+            except AgentFormatError as exc:
+                raise ValueError(f"agent {agent_path}: {exc}") from None
+        elif layout_name in LAYOUTS:
+            self.layout = get_layout(layout_name)
+        else:
             raise ValueError(f"unknown observation layout {layout_name!r}; known: {sorted(LAYOUTS)}")
         self.core = Real2SimCore(hand, self.layout, cfg, hand.kin.model.joint_names, GRIPPER_GAP_JOINT)
         default_binding = d("default_binding", "", "binding JSON used until /legion/binding arrives ('' = wait)")
