@@ -50,9 +50,9 @@ class Sim2RealConfig:
     #: with target_base "commanded": how far the target may lead the measured hand [m]
     max_target_lead_m: float = 0.05
     #: watchdog: hold when the newest action is older than this many periods
-    action_timeout_periods: float = 4.0
+    action_timeout_periods: float = 8.0
     #: watchdog: hold when the newest valid joint state is older than this many periods
-    joint_state_timeout_periods: float = 4.0
+    joint_state_timeout_periods: float = 8.0
     #: IK result refused when the tcp misses the target by more than this [m]
     ik_position_tolerance_m: float = 2e-3
     #: the action watchdog also disables motion: after a policy loss, motion resumes only after a

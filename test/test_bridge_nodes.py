@@ -33,7 +33,7 @@ MODEL, KIN, CAL, HAND, PARAMS = cell()
 NAMES = list(MODEL.joint_names)
 Q0 = q_for_hand([0.0, 0.6, 0.2])
 PERIOD = PARAMS["policy_period_sim_s"]
-WATCHDOG_PERIODS = 8.0
+WATCHDOG_PERIODS = PARAMS["action_timeout_periods"]
 
 
 def _params(node_file: str, **overrides) -> list[Parameter]:
@@ -123,8 +123,6 @@ def _drive(executor, h, seconds, q, action=None, joint_states=True, world=False)
 def test_sim2real_disabled_then_enabled_then_watchdog_hold():
     with ros_context() as (ctx, ex):
         latched = _latched_topics()
-        # watchdog of 8 periods (100 ms) instead of the configured 4: this single-process harness on a
-        # loaded 2-core machine has scheduling hiccups of ~50 ms that would read as a policy loss
         s2r = Sim2RealNode(context=ctx, parameter_overrides=_params(
             "sim2real.yaml", start_enabled=False, action_timeout_periods=WATCHDOG_PERIODS,
             joint_state_timeout_periods=WATCHDOG_PERIODS, **latched))

@@ -38,10 +38,12 @@ MODEL, KIN, CAL, HAND, PARAMS = cell()
 BIN = Path(sys.executable).parent
 HERE = Path(__file__).resolve().parent
 PERIOD = PARAMS["policy_period_sim_s"]
-#: watchdog of this test: 8 periods (100 ms) instead of the configured 4: five processes share two
-#: loaded cores here, and scheduling hiccups of ~50 ms would otherwise read as a policy loss
-WATCHDOG_PERIODS = 8.0
+WATCHDOG_PERIODS = PARAMS["action_timeout_periods"]
 WATCHDOG_S = WATCHDOG_PERIODS * PERIOD
+#: seconds the five processes may take to come up on the loaded 2-core machine
+STARTUP_TIMEOUT_S = 120.0
+#: joint-state dropout, simulation time [s]
+DROPOUT_S = 0.2
 #: DDS + process scheduling slack on a loaded 2-core machine [s]
 SLACK_S = 0.15
 BINDING = json.dumps({"skill": "push-v3", "objects": ["object"], "goal": None, "goal_object": "goal",
@@ -89,12 +91,16 @@ class Watcher:
         self.node = Node("fault_injection_watcher", context=ctx)
         ex.add_node(self.node)
         self.q, self.cmds, self.diag = [], [], {}
-        self.node.create_subscription(JointState, "/sim/joint_states_raw",
-                                      lambda m: self.q.append((time.monotonic(), np.array(m.position[:7]))), 100)
+        self.sim_time = 0.0  # stamp of the newest raw joint state (simulation time) [s]
+        self.node.create_subscription(JointState, "/sim/joint_states_raw", self._on_js, 100)
         self.node.create_subscription(JointTrajectory, "/iiwa_arm_controller/joint_trajectory",
                                       lambda m: self.cmds.append((time.monotonic(), np.array(m.points[0].positions))), 100)
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 50)
         self.enable_pub = self.node.create_publisher(Bool, "/legion/enable", LATCHED_QOS)
+
+    def _on_js(self, m):
+        self.q.append((time.monotonic(), np.array(m.position[:7])))
+        self.sim_time = m.header.stamp.sec + m.header.stamp.nanosec * 1e-9
 
     def _on_diag(self, msg):
         for st in msg.status:
@@ -122,15 +128,18 @@ def test_policy_kill_and_joint_state_dropout():
         procs.start("real2sim", [str(BIN / "legion_real2sim")] + _ros_args(
             "real2sim.yaml", "use_sim_time:=true", f"default_binding:='{BINDING}'"))  # YAML string
         procs.start("sim2real", [str(BIN / "legion_sim2real")] + _ros_args(
-            "sim2real.yaml", "use_sim_time:=true", "start_enabled:=true",
-            f"action_timeout_periods:={WATCHDOG_PERIODS}", f"joint_state_timeout_periods:={WATCHDOG_PERIODS}"))
+            "sim2real.yaml", "use_sim_time:=true", "start_enabled:=true"))
         procs.helper("policy", "policy")
         with ros_context() as (ctx, ex):
             w = Watcher(ctx, ex)
-            assert spin_until(ex, lambda: len(w.cmds) > 40, 60.0), \
+            assert spin_until(ex, lambda: len(w.cmds) > 40, STARTUP_TIMEOUT_S), \
                 f"the graph did not start: {[(n, p.poll()) for n, p in procs.procs.items()]}"
-            _wait(ex, 0.5)
+            # precondition: enabled and moving (a start-up hiccup longer than the watchdog may have
+            # disabled motion already; that is the behaviour under test, so enable again)
+            w.enable_pub.publish(Bool(data=True))
+            _wait(ex, 1.0)
             now = time.monotonic()
+            assert w.diag["sim2real"][-1][2]["enabled"] == "True", w.diag["sim2real"][-1]
             assert w.hand_motion(now - 0.5, now) > 0.01, "the arm is not moving under the scripted policy"
 
             # --- kill the policy: one hold within the watchdog period, then the arm stays still
@@ -168,7 +177,9 @@ def test_policy_kill_and_joint_state_dropout():
             n_before = len(w.cmds)
             relay.send_signal(signal.SIGSTOP)
             t_stop = time.monotonic()
-            _wait(ex, 0.2)
+            sim_stop = w.sim_time
+            # 200 ms of simulation time (the nodes' clock; under load it runs behind the wall clock)
+            assert spin_until(ex, lambda: w.sim_time - sim_stop >= DROPOUT_S, 10.0)
             relay.send_signal(signal.SIGCONT)
             t_cont = time.monotonic()
             _wait(ex, 1.0)
@@ -180,10 +191,12 @@ def test_policy_kill_and_joint_state_dropout():
                            if t > t_stop and int(v["sent_holds"]) > holds_before]
             assert holds_after, "no hold while joint states were missing"
             q_gap = [q for t, q in w.q if t_stop < t < t_cont]
-            print(f"joint states dropped for {1e3 * (t_cont - t_stop):.0f} ms ({len(q_gap)} raw joint states "
+            print(f"joint states dropped for {1e3 * (t_cont - t_stop):.0f} ms wall, {1e3 * DROPOUT_S:.0f} ms sim time "
+                  f"({len(q_gap)} raw joint states "
                   f"meanwhile): hold reported {1e3 * (holds_after[0][0] - t_stop):.0f} ms after the drop")
             resumed = [t for t, _ in w.cmds[n_before:] if t > t_cont + 0.05]
-            assert len(resumed) > 20, "motion did not recover after the joint states came back"
+            assert len(resumed) > 20, ("motion did not recover after the joint states came back: sim2real "
+                                       f"{w.diag['sim2real'][-1][1:]}, real2sim {[m for t, m, _ in w.diag.get('real2sim', []) if t > t_stop][-3:]}")
             assert w.hand_motion(t_cont + 0.1, time.monotonic()) > 0.005
             r2s = [m for t, m, _ in w.diag.get("real2sim", []) if t > t_stop]
             assert any("joint_states" in m for m in r2s), f"real2sim did not report the stale joint states: {r2s[:3]}"

@@ -149,8 +149,11 @@ def test_sim2real_and_the_sim_arm_move_the_hand_by_the_commanded_displacement():
             assert rest_err < 1e-6 and final_err < 1e-6  # float32 observation of a resting arm
             assert np.linalg.norm(moved - commanded) < PARAMS["ik_position_tolerance_m"] + 1e-3, s2r.core.status()
             assert max(lags) <= s2r.core.cfg.max_target_lead_m + 1e-9
-            # the only events counted are the watchdog holds when this script paused its actions
-            assert s2r.core.counter.total == s2r.core.counter.counts["watchdog"], s2r.core.status()
+            # nothing refused by the envelope or as a bad input (the watchdog holds when this script paused
+            # its actions, actions in flight at that moment, and joint states delayed by load may be counted)
+            counts = s2r.core.counter.counts
+            assert sum(counts.values()) == sum(counts[k] for k in ("watchdog", "disabled", "joint_state_stale",
+                                                                   "joint_state_missing")), s2r.core.status()
             assert r2s.core.rejections == {}
         finally:
             for n in (sim, r2s, s2r, policy):

@@ -139,7 +139,7 @@ def test_watchdog_holds_when_actions_or_joint_states_stop():
     # without action_watchdog_disables the returning policy resumes at once
     core2 = _core(action_watchdog_disables=False)
     q, now, _ = _run(core2, [[0.5, 0, 0, 0]] * 3, q0)
-    for k in range(7):  # joint states keep coming, actions do not
+    for k in range(int(cfg.action_timeout_periods) + 3):  # joint states keep coming, actions do not
         t = now + k * cfg.period_s
         core2.on_joint_state(NAMES, q, t, t)
     assert core2.tick(t).kind == "hold" and core2.enabled
