@@ -13,10 +13,11 @@ action ``tanh(mean)`` the nodes run), same episode length:
 * ROS graph: the sim graph of ``legion_bridge.graph`` started with ``legion_bridge.launcher``'s
   ``node_commands``/``GraphProcesses`` (sim_arm with scene = the skill's Metaworld task at real time,
   real2sim, policy, sim2real as their own processes), and per episode: ``/sim/reset`` with a new sim_arm
-  seed (a new Metaworld placement), ``/legion/enable true``, then a one-step sequence (a ``legion_sequencer``
-  process with ``task`` = the skill, ``timeout_s`` = episode_length x the agent's control period in
-  simulation time, ``k_consecutive`` 1: ever succeeded, ``settle_s`` 0) whose report decides success. The
-  simulator's own ground truth (``/sim/success``, 10 Hz) is shown beside it.
+  seed (a new Metaworld placement), then a one-step sequence (a ``legion_sequencer`` process with ``task`` =
+  the skill, ``timeout_s`` = episode_length x the agent's control period in simulation time, ``k_consecutive``
+  1: ever succeeded, ``settle_s`` 0, ``enable_on_start``: motion is enabled exactly when its step clock
+  starts, and disabled again at its end) whose report decides success. The simulator's own ground truth
+  (``/sim/success``, 10 Hz, while motion is enabled) is shown beside it.
 
 Prints per skill both success rates and the transfer ratio graph / env (goal >= 0.9).
 """
@@ -41,7 +42,10 @@ EPISODE_SLACK_S = 90.0
 #: A step that "lasted" this many episode lengths ran on a clock that jumped (sequencer started its step at
 #: ROS time 0, before its first /clock message): the episode is re-run (at most CLOCK_RETRIES times).
 CLOCK_GLITCH_FACTOR = 1.5
-CLOCK_RETRIES = 2
+CLOCK_RETRIES = 3
+#: /sim/success comes at 10 Hz while the sequencer stops the arm at its first successful observation (80 Hz):
+#: ground-truth samples this long after the stop (the arm holds where the episode left it) still count.
+TRUTH_GRACE_S = 0.3
 #: Wall seconds after a /sim/reset before the episode starts (the reset placement reaches every node).
 RESET_SETTLE_S = 0.3
 
@@ -78,17 +82,30 @@ def run_env(agent, skill: str, episodes: int, length: int, seed: int) -> tuple[l
 
 
 class SuccessWatch:
-    """Records /sim/success (ground truth of the cell) for the running episode."""
+    """Records /sim/success (ground truth of the cell) while motion is enabled in the running episode
+    (the window opens when the episode's sequencer publishes ``/legion/enable`` true at its step start)."""
 
     def __init__(self, bn: gu.BenchNode, skill: str) -> None:
-        from std_msgs.msg import String
+        from std_msgs.msg import Bool, String
+
+        from legion_policy.ros_io import LATCHED_QOS
 
         self.skill = skill
         self.lock = threading.Lock()
         self.count = 0
         self.window_ok = False
         self.open = False
+        self.armed = False
+        self.closed_at: float | None = None
         bn.node.create_subscription(String, "/sim/success", self._on, 10)
+        bn.node.create_subscription(Bool, "/legion/enable", self._on_enable, LATCHED_QOS)
+
+    def _on_enable(self, msg) -> None:
+        with self.lock:
+            if msg.data and self.armed:
+                self.open, self.armed = True, False
+            elif not msg.data and self.open:
+                self.open, self.closed_at = False, time.monotonic()
 
     def _on(self, msg) -> None:
         try:
@@ -97,28 +114,28 @@ class SuccessWatch:
             return
         with self.lock:
             self.count += 1
-            if self.open and ok:
+            late = self.closed_at is not None and time.monotonic() - self.closed_at <= TRUTH_GRACE_S
+            if (self.open or late) and ok:
                 self.window_ok = True
 
-    def start(self) -> None:
+    def arm(self) -> None:
+        """Next enable=true opens the episode's window."""
         with self.lock:
-            self.open, self.window_ok = True, False
+            self.open, self.window_ok, self.armed, self.closed_at = False, False, True, None
 
     def stop(self) -> bool:
         with self.lock:
-            self.open = False
+            self.open = self.armed = False
             return self.window_ok
 
 
 def run_graph(agent_dir: str, agent, skill: str, episodes: int, length: int, seed: int, out_dir: Path,
               log: Path) -> tuple[list[dict], float]:
     """Success per episode of ``skill`` through the sim graph (one sequencer run per episode)."""
-    from std_msgs.msg import Bool, String
-
-    from legion_policy.ros_io import LATCHED_QOS
+    from std_msgs.msg import String
 
     sim_seconds = length * agent.control_period_s
-    values = {"agent": agent_dir, "scene": skill, "enable": "true"}
+    values = {"agent": agent_dir, "scene": skill, "enable": "false"}
     graph = gu.graph_commands("sim", values, ["sim_arm", "real2sim", "policy", "sim2real"],
                               {"sim_arm": {"seed": seed}})
     procs = gu.Processes(graph, log)
@@ -130,17 +147,18 @@ def run_graph(agent_dir: str, agent, skill: str, episodes: int, length: int, see
         procs.start()
         bn = gu.BenchNode(f"bench_transfer_{skill.replace('-', '_')}")
         reset_pub = bn.node.create_publisher(String, "/sim/reset", 10)
-        enable_pub = bn.node.create_publisher(Bool, "/legion/enable", LATCHED_QOS)
         watch = SuccessWatch(bn, skill)
         gu.wait_until(lambda: watch.count > 0, gu.STARTUP_TIMEOUT_S, "sim_arm's /sim/success", procs)
         for ep in range(episodes):
             ep_seed = seed + ep
             for attempt in range(1 + CLOCK_RETRIES):
-                res = _episode(procs, watch, reset_pub, enable_pub, values, skill, ep_seed, sim_seconds,
+                res = _episode(procs, watch, reset_pub, values, skill, ep_seed, sim_seconds,
                                out_dir / skill / f"ep{ep:03d}-{attempt}", log)
                 if not res.pop("clock_glitch", False):
                     break
                 glitches[0] += 1
+            else:
+                res["error"] = "sequencer step clock started before /clock on every attempt"
             results.append(res)
     finally:
         if bn is not None:
@@ -152,20 +170,22 @@ def run_graph(agent_dir: str, agent, skill: str, episodes: int, length: int, see
     return results, time.perf_counter() - t0
 
 
-def _episode(procs, watch, reset_pub, enable_pub, values: dict, skill: str, ep_seed: int, sim_seconds: float,
+def _episode(procs, watch, reset_pub, values: dict, skill: str, ep_seed: int, sim_seconds: float,
              ep_dir: Path, log: Path) -> dict:
-    """One graph episode: reset the cell with ``ep_seed``, enable, run a one-step sequencer process."""
-    from std_msgs.msg import Bool, String
+    """One graph episode: reset the cell with ``ep_seed``, run a one-step sequencer process that enables motion."""
+    from std_msgs.msg import String
 
     ep_dir.mkdir(parents=True, exist_ok=True)
     reset_pub.publish(String(data=json.dumps({"scene": skill, "seed": ep_seed})))
     time.sleep(RESET_SETTLE_S)
-    enable_pub.publish(Bool(data=True))
+    # Motion stays disabled until the sequencer starts its step (enable_on_start): the policy acts on the task
+    # as soon as the sequencer publishes it, seconds before the sequencer's observation subscription is
+    # matched, and the arm must not move outside the timed episode.
     seq = gu.graph_commands("sim", {**values, "task": skill, "report_dir": str(ep_dir)}, ["sequencer"],
-                            {"sequencer": {"timeout_s": sim_seconds, "k_consecutive": 1,
-                                           "settle_s": 0.0, "exit_delay_s": 0.2}})
+                            {"sequencer": {"timeout_s": sim_seconds, "k_consecutive": 1, "settle_s": 0.0,
+                                           "exit_delay_s": 0.2, "enable_on_start": True}})
     sp = gu.Processes(seq, log)
-    watch.start()
+    watch.arm()
     sp.start()
     proc = sp.gp.procs["sequencer"]
     deadline = time.monotonic() + sim_seconds + EPISODE_SLACK_S
@@ -222,23 +242,25 @@ def main(argv=None) -> int:
             agent_dir, agent, skill, a.episodes, length, GRAPH_SEED_BASE + a.seed, out, out / "graph.log")
         if graph_res:
             errs = [r for r in graph_res if "error" in r]
-            print(f"  {skill}: graph {sum(r['success'] for r in graph_res)}/{len(graph_res)} ({graph_s:.0f} s"
-                  + (f"; {len(errs)} episode(s) without a report: {errs[0]['error']}" if errs else "") + ")",
+            print(f"  {skill}: graph {sum(r['success'] for r in graph_res if 'error' not in r)}/"
+                  f"{sum('error' not in r for r in graph_res)} ({graph_s:.0f} s"
+                  + (f"; {len(errs)} episode(s) left out: {errs[0]['error']}" if errs else "") + ")",
                   flush=True)
         rows.append((skill, env_ok, graph_res))
     (out / "results.json").write_text(json.dumps({s: {"env": e, "graph": g} for s, e, g in rows}, indent=1))
 
     print(f"\n{'skill':26s} {'env success':>12s} {'graph success':>14s} {'sim truth':>10s} {'ratio':>6s} "
-          f"{'goal':>5s}")
-    print("-" * 78)
+          f"{'goal':>5s} {'n env':>5s} {'n graph':>7s}")
+    print("-" * 92)
     tot_e = tot_g = 0.0
     for skill, env_ok, g in rows:
         e = sum(env_ok) / len(env_ok)
-        gs = sum(r["success"] for r in g) / len(g) if g else float("nan")
-        gt = sum(r["truth"] for r in g) / len(g) if g else float("nan")
+        valid = [r for r in g if "error" not in r]  # episodes with a valid sequencer report
+        gs = sum(r["success"] for r in valid) / len(valid) if valid else float("nan")
+        gt = sum(r["truth"] for r in valid) / len(valid) if valid else float("nan")
         ratio = gs / e if e > 0 else float("nan")
         met = "yes" if ratio >= TARGET_RATIO else ("n/a" if ratio != ratio else "NO")
-        print(f"{skill:26s} {e:12.2f} {gs:14.2f} {gt:10.2f} {ratio:6.2f} {met:>5s}")
+        print(f"{skill:26s} {e:12.2f} {gs:14.2f} {gt:10.2f} {ratio:6.2f} {met:>5s} {len(env_ok):5d} {len(valid):5d}")
         tot_e, tot_g = tot_e + e, tot_g + gs
     if rows:
         mean_e, mean_g = tot_e / len(rows), tot_g / len(rows)
