@@ -23,6 +23,7 @@ from legion_bridge.paths import config_path, default_agent_path
 DEFAULT_SEQUENCE = "sequences/tabletop.yaml"
 REPORT_NAME = "report.json"
 VIDEO_NAME = "demo.gif"  # imageio writes GIF without ffmpeg
+STATES_NAME = "states.npz"  # sim_arm logs states while running; rendered to VIDEO_NAME afterwards
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               "robot_model": args.robot_model, "report_dir": str(out)}
     if not args.no_video:
         os.environ.setdefault("MUJOCO_GL", "egl")
-        values["video"] = str(out / VIDEO_NAME)
+        values["video"] = str(out / STATES_NAME)
     try:
         commands = node_commands("sim", values)
     except (ValueError, KeyError, FileNotFoundError) as exc:
@@ -80,6 +81,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"legion-demo: FAILED: the sequencer wrote no report ({report_path}); graph exit status {rc}")
         return rc or 1
     report = json.loads(report_path.read_text())
+    states = out / STATES_NAME
+    if states.is_file():
+        from legion_bridge.sim.video import render_state_log
+
+        print(f"legion-demo: rendering the video from {states} ...", flush=True)
+        frames = render_state_log(states, out / VIDEO_NAME)
+        print(f"legion-demo: {frames} frames -> {out / VIDEO_NAME}", flush=True)
     print("\n" + format_table(report))
     ok = bool(report.get("success")) and rc == 0
     video = out / VIDEO_NAME

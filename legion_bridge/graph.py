@@ -73,7 +73,7 @@ NODES: tuple[NodeSpec, ...] = (
              params=_TOPICS + ("sim_arm.yaml", "calibration.yaml") + _MODE, modes=("sim",)),
     NodeSpec("real2sim", "legion_real2sim",
              "joint states + gripper + object poses -> /legion/observation in the sim frame",
-             params=_TOPICS + ("real2sim.yaml", "calibration.yaml") + _MODE),
+             params=_TOPICS + ("real2sim.yaml", "limits.yaml", "calibration.yaml") + _MODE),
     NodeSpec("policy", "legion_policy_node",
              "frozen LEGION agent: /legion/observation + /legion/task -> /legion/action",
              params=_TOPICS + ("policy.yaml",) + _MODE),

@@ -137,6 +137,10 @@ def run_node(make_node, args=None, name: str = "node") -> int:
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except RuntimeError:
+        if rclpy.ok():
+            raise
+        # shutting down: taking a message from a subscription whose context just ended can fail
     except SystemExit as exc:  # a node may end the process with a status (e.g. the sequencer)
         status = int(exc.code or 0)
     finally:

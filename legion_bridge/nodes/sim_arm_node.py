@@ -41,6 +41,7 @@ from legion_bridge.calibration import CALIBRATION_KEYS, Calibration, read_ros_pa
 from legion_bridge.paths import config_path
 from legion_bridge.robot.urdf_model import GRIPPER_GAP_JOINT
 from legion_bridge.sim.cell import SCENES
+from legion_bridge.sim.video import StateLog, free_camera
 from legion_bridge.sim.sim_arm import CommandRejected, SimArm, SimArmConfig
 from legion_policy.ros_io import OK, STREAM_QOS, WARN, declare, diagnostic_status, run_node
 
@@ -51,11 +52,6 @@ DIAGNOSTICS_PERIOD_S = 1.0
 #: History depth of the high-rate publishers (joint states, clock): a subscriber that lags
 #: a few periods behind a faster-than-real-time simulation still gets every message.
 HIGH_RATE_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
-#: Free video camera: point looked at (sim frame, m), distance [m], azimuth and elevation [deg].
-VIDEO_LOOKAT = (0.0, 0.7, 0.35)
-VIDEO_DISTANCE = 2.0
-VIDEO_AZIMUTH = 120.0
-VIDEO_ELEVATION = -20.0
 #: Longest wall-clock sleep of the simulation thread [s] (keeps shutdown responsive).
 MAX_SLEEP_S = 0.05
 
@@ -97,7 +93,8 @@ class SimArmNode(Node):
                                         "perception latency: poses are published this long after capture [s]"))
         self.viewer_on = bool(declare(self, "viewer", False, "open an interactive MuJoCo viewer window"))
         self.video_path = str(declare(self, "video_path", "",
-                                      "write a video of the cell here (gif, or mp4 when imageio-ffmpeg is "
+                                      "write a video of the cell here (gif, or mp4 when imageio-ffmpeg is installed; a .npz path logs "
+                                      "the states for rendering after the run, which keeps the simulation real time; "
                                       "installed; MUJOCO_GL=egl headless); empty = none"))
         self.video_fps = float(declare(self, "video_fps", 20.0, "frames per second of simulation time in the video"))
         self.video_camera = str(declare(self, "video_camera", "free",
@@ -123,6 +120,7 @@ class SimArmNode(Node):
         defaults = read_ros_params(config_path("calibration.yaml"))
         cal = {k: declare(self, k, [float(v) for v in defaults[k]], f"calibration: {k} (config/calibration.yaml)")
                for k in CALIBRATION_KEYS}
+        self._cell_args = (str(p["scene"]), str(p["robot_model"]), int(p["seed"]), cal)
         calibration = Calibration.from_params(cal)
 
         for rate, what in ((js_rate, "joint_state_rate_hz"), (grip_rate, "gripper_state_rate_hz"),
@@ -235,15 +233,18 @@ class SimArmNode(Node):
 
     # ------------------------------------------------------------------ simulation thread
     def _run(self) -> None:
-        viewer = renderer = writer = None
+        viewer = renderer = writer = state_log = None
         try:
             if self.viewer_on:
                 import mujoco.viewer
 
                 viewer = mujoco.viewer.launch_passive(self.sim.cell.model, self.sim.cell.data)
-            if self.video_path:
+            if self.video_path.endswith(".npz"):  # log states now, render after the run (video.py)
+                state_log = StateLog(*self._cell_args, fps=self.video_fps)
+            elif self.video_path:
                 renderer, writer = self._open_video()
-            frame_every = max(1, int(round(1.0 / (self.video_fps * self.period)))) if writer else 0
+            recording = writer is not None or state_log is not None
+            frame_every = max(1, int(round(1.0 / (self.video_fps * self.period)))) if recording else 0
             wall0, sim0 = time.monotonic(), self.sim.time
             while not self._stop.is_set() and rclpy.ok(context=self.context):
                 with self.lock:
@@ -252,6 +253,8 @@ class SimArmNode(Node):
                     self._publish()
                     if writer is not None and self.periods_done % frame_every == 0:
                         self._record(renderer, writer)
+                    elif state_log is not None and self.periods_done % frame_every == 0:
+                        state_log.append(self.sim.time, self.sim.cell.data.qpos)
                     if viewer is not None:
                         viewer.sync()
                     t_sim = self.sim.time
@@ -272,6 +275,9 @@ class SimArmNode(Node):
             self.exit_status = 1
             rclpy.try_shutdown(context=self.context)
         finally:
+            if state_log is not None and state_log.times:
+                state_log.save(self.video_path)
+                self.get_logger().info(f"state log ({len(state_log.times)} frames) written to {self.video_path}")
             if writer is not None:
                 writer.close()
                 self.get_logger().info(f"video written to {self.video_path}")
@@ -298,8 +304,6 @@ class SimArmNode(Node):
 
     def _camera(self):
         """The named scene camera, or (``free``) a view of the workspace from the front left."""
-        import mujoco
-
         if self.video_camera != "free":
             try:
                 self.sim.cell.model.camera(self.video_camera)
@@ -307,10 +311,7 @@ class SimArmNode(Node):
             except KeyError:
                 self.get_logger().warning(f"no camera {self.video_camera!r} in the scene: using the free view")
                 self.video_camera = "free"
-        cam = mujoco.MjvCamera()
-        cam.lookat[:] = VIDEO_LOOKAT
-        cam.distance, cam.azimuth, cam.elevation = VIDEO_DISTANCE, VIDEO_AZIMUTH, VIDEO_ELEVATION
-        return cam
+        return free_camera()
 
     def _publish(self) -> None:
         sim, t, k = self.sim, self.sim.time, self.periods_done
