@@ -23,6 +23,8 @@ from legion_bridge.paths import config_path, default_agent_path
 DEFAULT_SEQUENCE = "sequences/tabletop.yaml"
 REPORT_NAME = "report.json"
 VIDEO_NAME = "demo.gif"  # imageio writes GIF without ffmpeg
+VIDEO_SIZE = (320, 240)  # px; software rendering is slow on CPU-only machines
+VIDEO_MAX_FRAMES = 150  # evenly spaced over the run
 STATES_NAME = "states.npz"  # sim_arm logs states while running; rendered to VIDEO_NAME afterwards
 
 
@@ -86,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from legion_bridge.sim.video import render_state_log
 
         print(f"legion-demo: rendering the video from {states} ...", flush=True)
-        frames = render_state_log(states, out / VIDEO_NAME)
+        frames = render_state_log(states, out / VIDEO_NAME, size=VIDEO_SIZE, max_frames=VIDEO_MAX_FRAMES)
         print(f"legion-demo: {frames} frames -> {out / VIDEO_NAME}", flush=True)
     print("\n" + format_table(report))
     ok = bool(report.get("success")) and rc == 0

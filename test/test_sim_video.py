@@ -27,6 +27,10 @@ def test_logged_states_render_to_a_video_of_the_moving_arm(tmp_path):
     assert len(frames) == 4 and frames[0].shape[:2] == (120, 160)
     # the first joint turned: the picture changed
     assert np.abs(frames[0].astype(int) - frames[-1].astype(int)).mean() > 0.5
+    # a long run is thinned to evenly spaced frames, first and last kept
+    assert render_state_log(path, tmp_path / "short.gif", size=(160, 120), max_frames=2) == 2
+    short = imageio.mimread(tmp_path / "short.gif")
+    assert np.array_equal(short[0], frames[0]) and np.array_equal(short[-1], frames[-1])
 
 
 def test_a_log_of_another_cell_is_refused(tmp_path):
