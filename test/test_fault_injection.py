@@ -128,7 +128,9 @@ def test_policy_kill_and_joint_state_dropout():
         procs.start("real2sim", [str(BIN / "legion_real2sim")] + _ros_args(
             "real2sim.yaml", "use_sim_time:=true", f"default_binding:='{BINDING}'"))  # YAML string
         procs.start("sim2real", [str(BIN / "legion_sim2real")] + _ros_args(
-            "sim2real.yaml", "use_sim_time:=true", "start_enabled:=true"))
+            "sim2real.yaml", "use_sim_time:=true", "start_enabled:=true",
+            # the real arm's rule (modes/sim.yaml relaxes it for the auto-enabled sim graph)
+            "action_watchdog_disables:=true"))
         procs.helper("policy", "policy")
         with ros_context() as (ctx, ex):
             w = Watcher(ctx, ex)
