@@ -54,19 +54,9 @@ def default_agent_or_exit(path: str | None) -> str:
 
 
 def graph_commands(mode: str, values: dict, only: Sequence[str], params: dict[str, dict] | None = None):
-    """``node_commands(mode, values, only)`` with extra ``-p`` parameters per node name (appended last, so they win).
-
-    real2sim's observation ``layout`` is set to the agent's (``values["agent"]``): the graph definition has no
-    launch argument for it and config/real2sim.yaml says metaworld39, so a compact12 agent would otherwise
-    reject every observation."""
-    import json
-
+    """``node_commands(mode, values, only)`` with extra ``-p`` parameters per node name (appended last, so they win)."""
     from legion_bridge.launcher import NodeCommand, node_commands, ros_param_value
 
-    params = {k: dict(v) for k, v in (params or {}).items()}
-    if values.get("agent") and "real2sim" in only:
-        manifest = json.loads((Path(values["agent"]) / "manifest.json").read_text())
-        params.setdefault("real2sim", {}).setdefault("layout", manifest["observation_layout"]["name"])
     out = []
     for c in node_commands(mode, values, list(only)):
         extra = []

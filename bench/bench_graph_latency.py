@@ -242,7 +242,7 @@ def main(argv=None) -> int:
         print(f"ratio graph / relay ({what}): p50 {gu.pct(g, 50) / gu.pct(r, 50):.2f}x, "
               f"p99 {gu.pct(g, 99) / gu.pct(r, 99):.2f}x")
     if holds or rearms:
-        print(f"note: sim2real logged {holds} hold(s); the chain lost {rearms} ping(s) to a latency spike that "
+        print(f"note: sim2real logged {holds} watchdog hold(s) (expected between chain blocks); the chain lost {rearms} ping(s) to a latency spike that "
               f"tripped sim2real's action watchdog (re-enabled each time; see {a.log})")
     return 0
 

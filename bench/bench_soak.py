@@ -198,6 +198,7 @@ def main(argv=None) -> int:
 
     text = Path(a.log).read_text()
     disables = text.count("motion disabled by the watchdog")
+    holds = sum(1 for line in text.splitlines() if line.startswith("[sim2real") and "hold: watchdog" in line)
     sim_s = clock["last"] - clock["first"]
     g_gaps = gap_stats(streams["action"].times, period)
     r_gaps = gap_stats(streams["relay_action"].times, period)
@@ -217,13 +218,16 @@ def main(argv=None) -> int:
     row("joint-state rate [Hz, simulated time]", f"{n_js / sim_s:.1f}" if sim_s > 0 else na)
     row("actions received", f"{n_act}", f"{n_ract}" if relay else na)
     row("expected actions (time / policy period)", f"{sim_s / period:.0f} sim", f"{wall / period:.0f} wall" if relay else na)
-    row("missed periods (expected - received)", f"{sim_s / period - n_act:.0f}",
-        f"{wall / period - n_ract:.0f}" if relay else na)
+    g_miss, r_miss = sim_s / period - n_act, wall / period - n_ract
+    g_pct, r_pct = 100 * g_miss / max(sim_s / period, 1), 100 * r_miss / max(wall / period, 1)
+    row("missed periods (expected - received)", f"{g_miss:.0f} ({g_pct:.1f}%)",
+        f"{r_miss:.0f} ({r_pct:.1f}%)" if relay else na)
     row(f"gaps > {GAP_FACTOR:g} x period (wall clock)", f"{g_gaps[0]}", f"{r_gaps[0]}" if relay else na)
     row("missed periods in those gaps", f"{g_gaps[1]}", f"{r_gaps[1]}" if relay else na)
-    row("missed periods / expected [%]", f"{100 * g_gaps[1] / max(wall / period, 1):.2f}",
+    row("missed periods in gaps / expected [%]", f"{100 * g_gaps[1] / max(wall / period, 1):.2f}",
         f"{100 * r_gaps[1] / max(wall / period, 1):.2f}" if relay else na)
     row("longest gap between actions [ms]", f"{g_gaps[2] * 1e3:.1f}", f"{r_gaps[2] * 1e3:.1f}" if relay else na)
+    row("sim2real watchdog holds (actions or joint states late)", f"{holds}", na)
     row("sim2real action-watchdog disables", f"{disables}", na)
 
     print(f"\n{'process':14s} {'RSS first [MiB]':>16s} {'RSS last [MiB]':>15s} {'growth [MiB]':>13s} {'[MiB/h]':>9s}")
@@ -236,8 +240,9 @@ def main(argv=None) -> int:
     win = min(RSS_WINDOW_S, wall / 3.0)
     print(f"(first vs last {win:.0f} s of the soak)")
     if relay:
-        print(f"ratio graph / relay: missed periods {g_gaps[1]} / {r_gaps[1]}"
-              + (f" = {g_gaps[1] / r_gaps[1]:.2f}x" if r_gaps[1] else "")
+        print(f"ratio graph / relay: missed periods by count {g_pct:.1f}% / {r_pct:.1f}%"
+              + (f" = {g_pct / r_pct:.2f}x" if r_pct > 0 else "")
+              + f", in gaps {g_gaps[1]} / {r_gaps[1]}" + (f" = {g_gaps[1] / r_gaps[1]:.2f}x" if r_gaps[1] else "")
               + f"; RSS growth {g_grow:.2f} MiB over 5 nodes / {r_grow:.2f} MiB over 4 relays")
     return 0
 
