@@ -243,6 +243,8 @@ def relay_main(argv: Sequence[str]) -> int:
     ap.add_argument("--in", dest="inp", required=True, help="kind:topic")
     ap.add_argument("--out", required=True, help="kind:topic")
     ap.add_argument("--period-s", type=float, default=0.0)
+    ap.add_argument("--report-s", type=float, default=0.0,
+                    help="print 'count <wall time> <messages published>' this often (0: never)")
     a, ros_args = ap.parse_known_args(argv)
     in_kind, in_topic = a.inp.rsplit(":", 1)
     out_kind, out_topic = a.out.rsplit(":", 1)
@@ -252,6 +254,9 @@ def relay_main(argv: Sequence[str]) -> int:
     node = Node(a.name)
     pub = node.create_publisher(out_cls, out_topic, STREAM_QOS)
     due = [None]
+    published = [0]
+    if a.report_s > 0:
+        node.create_timer(a.report_s, lambda: print(f"count {time.time():.3f} {published[0]}", flush=True))
 
     def on_msg(msg) -> None:
         if a.period_s > 0:
@@ -262,6 +267,7 @@ def relay_main(argv: Sequence[str]) -> int:
                 return
             due[0] = d + a.period_s if d is not None and t - d < a.period_s else t + a.period_s
         pub.publish(build(_values(msg)))
+        published[0] += 1
 
     node.create_subscription(in_cls, in_topic, on_msg, STREAM_QOS)
     try:

@@ -127,7 +127,7 @@ def main(argv=None) -> int:
         gu.relay_command("relay_r2s", "--name", "relay_r2s", "--in", f"joint_state:{RELAY_NS}/joint_states",
                          "--out", f"{obs_kind}:{RELAY_NS}/observation", "--period-s", repr(period)),
         gu.relay_command("relay_pol", "--name", "relay_pol", "--in", f"{obs_kind}:{RELAY_NS}/observation",
-                         "--out", f"action:{RELAY_NS}/action"),
+                         "--out", f"action:{RELAY_NS}/action", "--report-s", "1.0"),
         gu.relay_command("relay_s2r", "--name", "relay_s2r", "--in", f"action:{RELAY_NS}/action",
                          "--out", f"trajectory:{RELAY_NS}/trajectory"),
     ]
@@ -140,6 +140,7 @@ def main(argv=None) -> int:
     clock = {"first": None, "last": None, "latest": 0.0}
     rss: dict[str, list[tuple[float, int]]] = {c.name: [] for c in graph + relay}
     resets = 0
+    policy_counts: list[tuple[float, int, float]] = []  # (wall time, actions published, sim time at receipt)
     try:
         procs.start()
         bn = gu.BenchNode("bench_soak")
@@ -153,6 +154,15 @@ def main(argv=None) -> int:
             clock["latest"] = msg.clock.sec + msg.clock.nanosec * 1e-9
 
         node.create_subscription(Clock, "/clock", on_clock, 10)
+        from diagnostic_msgs.msg import DiagnosticArray
+
+        def on_diag(msg) -> None:  # the policy node's own count of published actions
+            for st in msg.status:
+                vals = {kv.key: kv.value for kv in st.values}
+                if "actions_published" in vals:
+                    policy_counts.append((time.time(), int(float(vals["actions_published"])), clock["latest"]))
+
+        node.create_subscription(DiagnosticArray, "/diagnostics", on_diag, 50)
         reset_pub = node.create_publisher(String, "/sim/reset", 10)
         enable_pub = node.create_publisher(Bool, "/legion/enable", LATCHED_QOS)
         # start-up: actions flow in the graph (and the relay)
@@ -169,6 +179,7 @@ def main(argv=None) -> int:
                 s.times.clear()
             s.counting = True
         t0 = time.perf_counter()
+        t0_wall = time.time()
         clock["first"] = clock["latest"]
         next_sample = next_reset = t0
         pids = procs.pids()
@@ -187,6 +198,7 @@ def main(argv=None) -> int:
                 next_reset = now
             time.sleep(0.1)
         wall = time.perf_counter() - t0
+        t1_wall = time.time()
         for s in streams.values():
             s.counting = False
         clock["last"] = clock["latest"]
@@ -204,6 +216,16 @@ def main(argv=None) -> int:
     r_gaps = gap_stats(streams["relay_action"].times, period)
     n_js, n_act = len(streams["js"].times), len(streams["action"].times)
     n_rjs, n_ract = len(streams["relay_js"].times), len(streams["relay_action"].times)
+    # own counts: the policy node's actions_published (diagnostics) over simulated time; the relay's printed count
+    pc = [c for c in policy_counts if t0_wall <= c[0] <= t1_wall]
+    own_g = (pc[-1][1] - pc[0][1], (pc[-1][2] - pc[0][2]) / period) if len(pc) >= 2 else None
+    rc = []
+    for line in text.splitlines():
+        if line.startswith("[relay_pol") and " count " in line:
+            tw, n = line.split(" count ", 1)[1].split()[:2]
+            if t0_wall <= float(tw) <= t1_wall:
+                rc.append((float(tw), int(n)))
+    own_r = (rc[-1][1] - rc[0][1], (rc[-1][0] - rc[0][0]) / period) if len(rc) >= 2 else None
     print(f"\nsoak {wall:.0f} s wall, {sim_s:.1f} s simulated (sim_arm real-time factor {sim_s / wall:.3f}); "
           f"{resets} cell resets; policy period {period * 1e3:.1f} ms; {load} at the end")
     hdr = f"{'metric':52s} {'graph':>12s} {'bare relay':>12s}"
@@ -216,11 +238,17 @@ def main(argv=None) -> int:
 
     row("joint-state rate [Hz, wall clock]", f"{n_js / wall:.1f}", f"{n_rjs / wall:.1f}" if relay else na)
     row("joint-state rate [Hz, simulated time]", f"{n_js / sim_s:.1f}" if sim_s > 0 else na)
-    row("actions received", f"{n_act}", f"{n_ract}" if relay else na)
+    def own(o):
+        return f"{o[1] - o[0]:.0f} ({100 * (o[1] - o[0]) / max(o[1], 1):.1f}%)" if o else na
+
+    row("actions published (node's own count)", f"{own_g[0]}" if own_g else na, f"{own_r[0]}" if own_r else na)
+    row("expected in the same window", f"{own_g[1]:.0f} sim" if own_g else na, f"{own_r[1]:.0f} wall" if own_r else na)
+    row("missed periods by own count", own(own_g), own(own_r) if relay else na)
+    row("actions received by the bench", f"{n_act}", f"{n_ract}" if relay else na)
     row("expected actions (time / policy period)", f"{sim_s / period:.0f} sim", f"{wall / period:.0f} wall" if relay else na)
     g_miss, r_miss = sim_s / period - n_act, wall / period - n_ract
     g_pct, r_pct = 100 * g_miss / max(sim_s / period, 1), 100 * r_miss / max(wall / period, 1)
-    row("missed periods (expected - received)", f"{g_miss:.0f} ({g_pct:.1f}%)",
+    row("missed periods by the bench's receipt", f"{g_miss:.0f} ({g_pct:.1f}%)",
         f"{r_miss:.0f} ({r_pct:.1f}%)" if relay else na)
     row(f"gaps > {GAP_FACTOR:g} x period (wall clock)", f"{g_gaps[0]}", f"{r_gaps[0]}" if relay else na)
     row("missed periods in those gaps", f"{g_gaps[1]}", f"{r_gaps[1]}" if relay else na)
@@ -240,7 +268,11 @@ def main(argv=None) -> int:
     win = min(RSS_WINDOW_S, wall / 3.0)
     print(f"(first vs last {win:.0f} s of the soak)")
     if relay:
-        print(f"ratio graph / relay: missed periods by count {g_pct:.1f}% / {r_pct:.1f}%"
+        og = 100 * (own_g[1] - own_g[0]) / own_g[1] if own_g else float("nan")
+        orr = 100 * (own_r[1] - own_r[0]) / own_r[1] if own_r else float("nan")
+        print(f"ratio graph / relay: missed periods by own count {og:.1f}% / {orr:.1f}%"
+              + (f" = {og / orr:.2f}x" if orr > 0 else "")
+              + f", by the bench's receipt {g_pct:.1f}% / {r_pct:.1f}%"
               + (f" = {g_pct / r_pct:.2f}x" if r_pct > 0 else "")
               + f", in gaps {g_gaps[1]} / {r_gaps[1]}" + (f" = {g_gaps[1] / r_gaps[1]:.2f}x" if r_gaps[1] else "")
               + f"; RSS growth {g_grow:.2f} MiB over 5 nodes / {r_grow:.2f} MiB over 4 relays")
