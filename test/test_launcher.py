@@ -92,3 +92,38 @@ def test_launcher_refuses_bad_arguments_with_one_line():
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 2
     assert out.strip() == "legion-launch: launch argument enable: expected true or false, got 'perhaps'"
+
+
+def test_two_project_processes_talk_through_the_launcher():
+    """sim_arm publishes /joint_states (and /clock); the monitor, on simulation time, measures them."""
+    proc = start_launcher("sim", "--only", "sim_arm,monitor", "--set", "scene:=reach-v3")
+    try:
+        with ros_context() as (ctx, executor):
+            from rclpy.node import Node
+
+            node = Node("launcher_test_pair", context=ctx)
+            executor.add_node(node)
+            reports = []
+            node.create_subscription(DiagnosticArray, "/diagnostics",
+                                     lambda m: reports.extend(s for s in m.status if s.name == "monitor: /joint_states"),
+                                     10)
+
+            def values(s):
+                return {kv.key: kv.value for kv in s.values}
+
+            def settled():
+                return [s for s in reports if int(values(s)["count"]) > 1000]
+            assert spin_until(executor, lambda: bool(settled()), timeout_s=120.0), \
+                f"no report of sim_arm's joint states from the monitor; reports: {len(reports)}"
+            last = settled()[-1]
+            node.destroy_node()
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    # 200 Hz in simulation time, as the FRI driver: the monitor's expectation in config/monitor.yaml
+    assert abs(float(values(last)["rate_hz"]) - 200.0) < 10.0, values(last)
+    assert last.level == b"\x00", last.message
+    assert proc.returncode == 0, out
+    assert "[legion-launch] started sim_arm" in out and "[legion-launch] started monitor" in out
