@@ -191,6 +191,8 @@ class SequencerNode(Node):
             return
         now = self._now()
         self.observed = True
+        if now <= 0.0:
+            return  # use_sim_time before the first /clock: time 0 would start (and time out) the step wrongly
         if self.runner.status == "pending":
             if not self.policy_seen:
                 return                      # the step clock starts when the policy acts
@@ -210,7 +212,9 @@ class SequencerNode(Node):
                                               + (f" (last rejected observation: {self.last_invalid})"
                                                  if self.last_invalid else ""), self._now()))
             return
-        self._apply(self.runner.tick(self._now()))
+        now = self._now()
+        if now > 0.0:  # no clock yet (use_sim_time before /clock): nothing can time out
+            self._apply(self.runner.tick(now))
 
     def publish_progress(self) -> None:
         p = self.runner.progress()
