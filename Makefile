@@ -35,8 +35,11 @@ test: setup
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"
 
+# The shipped agent (agents/default) has one skill so far (reach-v3, see docs/default_agent/):
+# the demo runs the tabletop sequence it can do. With a 3-skill agent: config/sequences/tabletop.yaml.
+DEMO_SEQUENCE ?= config/sequences/tabletop_reach.yaml
 demo: setup
-	$(BIN)/legion-demo
+	$(BIN)/legion-demo --sequence $(DEMO_SEQUENCE)
 
 bench: setup
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
