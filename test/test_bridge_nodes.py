@@ -125,7 +125,9 @@ def test_sim2real_disabled_then_enabled_then_watchdog_hold():
         latched = _latched_topics()
         s2r = Sim2RealNode(context=ctx, parameter_overrides=_params(
             "sim2real.yaml", start_enabled=False, action_timeout_periods=WATCHDOG_PERIODS,
-            joint_state_timeout_periods=WATCHDOG_PERIODS, **latched))
+            joint_state_timeout_periods=WATCHDOG_PERIODS,
+            action_watchdog_disables=True,  # the real arm's rule (modes/sim.yaml relaxes it)
+            **latched))
         ex.add_node(s2r)
         h = Harness(ctx, ex, latched)
         _drive(ex, h, 0.6, Q0, action=[1.0, 0.0, 0.0, 1.0])

@@ -91,4 +91,7 @@ def test_instructions_come_from_the_shared_language_module():
 
     assert instruction_for("push-v3") == DEFAULT_INSTRUCTIONS["push-v3"]
     assert instruction_for("push-v3", {"push-v3": "shove it"}) == "shove it"
-    assert instruction_for("faucet-open-v3") == "faucet open"
+    assert instruction_for("faucet-open-v3") == DEFAULT_INSTRUCTIONS["faucet-open-v3"]
+    # a task without a default instruction is named in words
+    assert "shelf-stack-v3" not in DEFAULT_INSTRUCTIONS
+    assert instruction_for("shelf-stack-v3") == "shelf stack"
