@@ -2,6 +2,7 @@
 
     legion-train [--config smoke|cpu|paper|FILE] [--set section.key=value ...] [--out DIR]
                  [--resume RUN] [--device cpu|cuda] [--no-progress] [--help-config]
+    legion-train --extend RUN --add-task TASK [--add-task TASK ...] [--out DIR]
     legion-train export RUN [--out DIR] [--overwrite]
 
 A run directory holds config.yaml, checkpoint.pt (atomic, every ``run.checkpoint_every``
@@ -62,6 +63,10 @@ def train_main(argv: list[str]) -> int:
                    help="override a config value (YAML syntax), repeatable, e.g. --set sac.batch_size=256")
     p.add_argument("--out", help="run directory (default: runs/<config>-<algorithm>-s<seed>-<time>)")
     p.add_argument("--resume", metavar="RUN", help="continue the run in this directory from its last checkpoint")
+    p.add_argument("--extend", metavar="RUN", help="continue the finished lifelong run RUN with more tasks "
+                   "(--add-task) in a new run directory (default: RUN+TASK...); RUN is left untouched")
+    p.add_argument("--add-task", dest="add_tasks", action="append", default=[], metavar="TASK",
+                   help="with --extend: a Metaworld v3 task to learn next, repeatable, in stream order")
     p.add_argument("--device", choices=("cpu", "cuda"), help="override run.device")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
     p.add_argument("--help-config", action="store_true", help="print every hyperparameter with its meaning")
@@ -70,8 +75,17 @@ def train_main(argv: list[str]) -> int:
         print(describe())
         return 0
 
-    from .lifelong import Trainer
+    from .lifelong import Trainer, extend_run
 
+    if args.add_tasks and not args.extend:
+        raise CliError("--add-task goes with --extend RUN")
+    if args.extend:
+        if args.resume or args.overrides:
+            raise CliError("--extend continues the run's own config; --resume and --set cannot be combined with it")
+        src = Path(args.extend)
+        run_dir = Path(args.out) if args.out else src.with_name(src.name + "+" + "+".join(args.add_tasks))
+        extend_run(src, run_dir, args.add_tasks, log=lambda s: print(s, flush=True))
+        args.resume = str(run_dir)
     if args.resume:
         if args.overrides:
             raise CliError("--resume continues with the run's own config; --set cannot be combined with it")

@@ -90,6 +90,67 @@ def task_embeddings(cfg: TrainConfig) -> tuple[list[str], np.ndarray]:
     return texts, embed(texts)
 
 
+def extend_run(src: str | os.PathLike, dst: str | os.PathLike, new_tasks: list[str],
+               log: Callable[[str], None] = print) -> Path:
+    """Start a new run in ``dst`` that continues the finished lifelong run ``src`` with ``new_tasks``.
+
+    This is lifelong learning after the fact: the networks, the replay buffer (old tasks'
+    transitions stay in it), the DPMM, the evaluation history and the success matrix of
+    ``src`` carry over; each new task gets its instruction embedding and its own
+    temperature (``sac.init_alpha``), and the stream goes on with the first new task
+    (optimisers are re-created at every task switch anyway). ``src`` is left untouched;
+    ``dst`` is an ordinary run afterwards (``--resume dst`` works).
+    """
+    src, dst = Path(src), Path(dst)
+    ckpt = src / CHECKPOINT
+    if not ckpt.is_file():
+        raise FileNotFoundError(f"--extend {src}: no {CHECKPOINT} there")
+    if (dst / CHECKPOINT).exists():
+        raise FileExistsError(f"{dst} already holds a run; choose another --out")
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    cfg = config_from_dict(state["config"])
+    old_tasks = list(cfg.env.tasks)
+    if cfg.run.regime != "lifelong" or cfg.run.algorithm == "mtsac":
+        raise ValueError(f"--extend needs a lifelong run with a task-independent network input; {src} is "
+                         f"{cfg.run.regime}/{cfg.run.algorithm}")
+    n_old = len(old_tasks)
+    if int(state["counters"]["phase"]) < n_old:
+        raise ValueError(f"--extend {src}: the run is not finished (phase {state['counters']['phase']} of "
+                         f"{n_old}); finish it with --resume first")
+    if not new_tasks:
+        raise ValueError("--extend needs at least one --add-task")
+    repeated = [t for t in new_tasks if t in old_tasks or new_tasks.count(t) > 1]
+    if repeated:
+        raise ValueError(f"--add-task {repeated[0]}: already in the stream {old_tasks + new_tasks}")
+    for t in new_tasks:  # a clear error for a wrong name before anything is written
+        make_task(t, cfg.env, seed=0).close()
+    cfg.env.tasks = old_tasks + list(new_tasks)
+    n_new = len(cfg.env.tasks)
+
+    from legion_policy.language import embed
+    texts = [instruction_for(t, cfg.env.instructions) for t in new_tasks]
+    state["instructions"] = list(state["instructions"]) + texts
+    state["embeddings"] = np.concatenate([np.asarray(state["embeddings"]), embed(texts)], axis=0)
+    lr = state["learner"]
+    lr["log_alpha"] = torch.cat([lr["log_alpha"], torch.full((len(new_tasks),), float(np.log(cfg.sac.init_alpha)))])
+    # per-task temperature grew: a fresh Adam state (the optimisers are re-created at the switch anyway)
+    lr["alpha_opt"] = torch.optim.Adam([torch.zeros(n_new, requires_grad=True)], lr=cfg.sac.lr).state_dict()
+    matrix = np.full((n_new, n_new), np.nan)
+    matrix[:n_old, :n_old] = np.asarray(state["matrix"], dtype=np.float64)[:, :n_old]
+    state["matrix"] = matrix
+    c = state["counters"]
+    c["phase"], c["phase_step"], c["update_credit"] = n_old, 0, 0.0
+    state["config"] = cfg.to_dict()
+    dst.mkdir(parents=True, exist_ok=True)
+    if (src / "latent").is_dir():  # the latent snapshots of the earlier tasks, for the plots
+        import shutil
+        shutil.copytree(src / "latent", dst / "latent", dirs_exist_ok=True)
+    atomic_write_text(dst / CONFIG_FILE, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    atomic_torch_save(state, dst / CHECKPOINT)
+    log(f"extended {src} ({', '.join(old_tasks)}) with {', '.join(new_tasks)} into {dst}")
+    return dst
+
+
 class Trainer:
     """Runs (or resumes) one training run in ``run_dir``."""
 

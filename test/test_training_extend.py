@@ -1,0 +1,80 @@
+"""`legion-train --extend RUN --add-task T`: a finished lifelong run learns one more task in a new run
+directory, keeping what it knew (networks, replay, DPMM, success matrix), and refusing what cannot work."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from legion_policy.agent_format import load_agent
+from legion_training.cli import main
+from legion_training.config import load_config
+from legion_training.export import export_run
+from legion_training.lifelong import CHECKPOINT, Trainer, extend_run
+
+
+@pytest.fixture(scope="module")
+def reach_run(tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("extend") / "reach"
+    cfg = load_config("smoke", ["env.tasks=[reach-v3]"])
+    Trainer(cfg, run, log=lambda s: None).train()
+    return run
+
+
+def _state(run: Path) -> dict:
+    return torch.load(run / CHECKPOINT, map_location="cpu", weights_only=False)
+
+
+def test_extend_learns_the_new_task_and_keeps_the_old_knowledge(reach_run, tmp_path, capsys):
+    before = _state(reach_run)
+    src_bytes = (reach_run / CHECKPOINT).read_bytes()
+    out = tmp_path / "reach+push"
+    assert main(["--extend", str(reach_run), "--add-task", "push-v3", "--out", str(out), "--no-progress"]) == 0
+    assert (reach_run / CHECKPOINT).read_bytes() == src_bytes  # the source run is untouched
+
+    after = _state(out)
+    cfg = after["config"]
+    assert cfg["env"]["tasks"] == ["reach-v3", "push-v3"]
+    steps = cfg["run"]["steps_per_task"]
+    assert after["counters"]["step"] == 2 * steps and after["counters"]["phase"] == 2
+    # the first task's embedding and instruction are kept exactly; the new one is a different instruction
+    np.testing.assert_array_equal(np.asarray(after["embeddings"])[0], np.asarray(before["embeddings"])[0])
+    assert after["instructions"][0] == before["instructions"][0] and len(after["instructions"]) == 2
+    assert not np.allclose(after["embeddings"][0], after["embeddings"][1])
+    # one temperature per task, the new one trained away from its initial value
+    assert after["learner"]["log_alpha"].shape == (2,)
+    assert after["learner"]["log_alpha"][1].item() != pytest.approx(np.log(load_config("smoke").sac.init_alpha))
+    # replay kept the reach transitions and added push ones
+    assert after["replay"]["size"] == 2 * steps
+    np.testing.assert_array_equal(after["replay"]["task"][:steps], before["replay"]["task"][:steps])
+    assert set(np.unique(after["replay"]["task"])) == {0, 1}
+    # the success matrix keeps the reach phase and gains the push phase
+    M = np.asarray(after["matrix"])
+    assert M.shape == (2, 2)
+    assert M[0, 0] == np.asarray(before["matrix"])[0, 0]
+    assert np.isnan(M[1, 0]) and not np.isnan(M[:, 1]).any()
+    header = (out / "success_matrix.csv").read_text().splitlines()[0]
+    assert header == "task,after_reach-v3,after_push-v3"
+    # DPMM was fitted again in the new phase, the history of the first is kept
+    assert [r["phase"] for r in after["dpmm_history"]] == [0, 1]
+
+    agent = load_agent(export_run(out, tmp_path / "agent"))
+    assert agent.skill_names == ["reach-v3", "push-v3"]
+
+
+def test_extend_refuses_what_cannot_work(reach_run, tmp_path):
+    with pytest.raises(ValueError, match="already in the stream"):
+        extend_run(reach_run, tmp_path / "a", ["reach-v3"], log=lambda s: None)
+    with pytest.raises(ValueError, match="unknown Metaworld task"):
+        extend_run(reach_run, tmp_path / "b", ["fly-to-the-moon-v3"], log=lambda s: None)
+    assert not (tmp_path / "b" / CHECKPOINT).exists()
+    # an unfinished run must be finished first
+    unfinished = tmp_path / "unfinished"
+    Trainer(load_config("smoke", ["env.tasks=[reach-v3]"]), unfinished, log=lambda s: None).train(stop_after=50)
+    with pytest.raises(ValueError, match="not finished"):
+        extend_run(unfinished, tmp_path / "c", ["push-v3"], log=lambda s: None)
+    # the CLI: one line, exit 2
+    assert main(["--add-task", "push-v3"]) == 2
+    assert main(["--extend", str(reach_run), "--add-task", "push-v3", "--set", "sac.lr=1"]) == 2
