@@ -8,7 +8,9 @@
   the quaternion of object 1/2 goes into the observation in the binding's order
   (``xyzw`` | ``wxyz`` | ``zero``);
 * the binding (``/legion/binding`` JSON, docs/architecture.md) says which tracked objects fill
-  the object slots and where the goal is (a fixed point, a tracked object, or hidden);
+  the object slots and where the goal is (a fixed point, a tracked object, or hidden), and
+  optionally a ``task_offset``: the task instance's shift from the skill's training region,
+  subtracted from every position in the observation (hand, bound objects, goal);
 * frame stacking and Metaworld's clipping through
   :class:`~legion_policy.observation_layout.ObservationBuilder` (a new binding, or the first
   observation after a gap, starts a new episode: previous frame = current frame).
@@ -81,6 +83,7 @@ class Binding:
     goal: tuple[float, float, float] | None
     goal_object: str | None
     quat_order: str
+    task_offset: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
     @classmethod
     def parse(cls, data: str | Mapping) -> "Binding":
@@ -93,7 +96,8 @@ class Binding:
         b = validate_binding(dict(data) if isinstance(data, Mapping) else data)
         return cls(skill=b.get("skill"), objects=tuple(b["objects"]),
                    goal=None if b["goal"] is None else tuple(b["goal"]),
-                   goal_object=b["goal_object"], quat_order=b["quat_order"])
+                   goal_object=b["goal_object"], quat_order=b["quat_order"],
+                   task_offset=tuple(b.get("task_offset", (0.0, 0.0, 0.0))))
 
     @property
     def needed(self) -> tuple[str, ...]:
@@ -218,15 +222,17 @@ class Real2SimCore:
         tcp = self.hand.tcp_sim(self._q.value)
         self.last_tcp_sim = tcp
         gap = self._gap.value * self.cfg.gripper_gap_scale + self.cfg.gripper_gap_offset_m
-        frame = Frame(hand_pos=tcp + self.hand.hand_from_tcp, gripper_opening=float(gripper_opening_from_gap(gap)))
+        offset = np.asarray(b.task_offset)  # the task's shift from its training region (binding)
+        frame = Frame(hand_pos=tcp + self.hand.hand_from_tcp - offset,
+                      gripper_opening=float(gripper_opening_from_gap(gap)))
         for slot, name in zip((1, 2), b.objects):
             p, q = self._objects[name].value
-            setattr(frame, f"object{slot}_pos", np.array(p))
+            setattr(frame, f"object{slot}_pos", np.array(p) - offset)
             setattr(frame, f"object{slot}_quat", quat_xyzw_in_order(q, b.quat_order))
         if b.goal is not None:
-            goal = np.array(b.goal)
+            goal = np.array(b.goal) - offset
         elif b.goal_object is not None:
-            goal = np.array(self._objects[b.goal_object].value[0])
+            goal = np.array(self._objects[b.goal_object].value[0]) - offset
         else:
             goal = np.zeros(3)
         obs = self.builder.build(frame, goal)

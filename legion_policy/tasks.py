@@ -9,6 +9,8 @@
 """
 from __future__ import annotations
 
+import math
+
 from legion_policy.observation_layout import QUAT_ORDERS
 
 #: Object-1 quaternion order of each task's observation.
@@ -19,6 +21,9 @@ QUAT_ORDER_BY_TASK: dict[str, str] = {
     "drawer-close-v3": "zero", "window-open-v3": "zero", "window-close-v3": "zero",
 }
 assert set(QUAT_ORDER_BY_TASK.values()) <= set(QUAT_ORDERS)
+
+#: Largest accepted ``task_offset`` component [m]: more than a table's length is a mistake, not a cell.
+MAX_TASK_OFFSET_M = 1.0
 
 #: Names of the tracked object and goal in the single-task scenes of the sim cell.
 SINGLE_TASK_OBJECT = "object"
@@ -37,10 +42,19 @@ def default_binding(task: str) -> dict:
 
 
 def validate_binding(binding: dict, where: str = "binding") -> dict:
-    """Check the shape of a binding (``objects``, ``goal``, ``goal_object``, ``quat_order``); ValueError."""
+    """Check the shape of a binding; ValueError naming the problem.
+
+    Keys: ``objects`` (tracked names filling the object slots), ``goal`` ([x, y, z]) or
+    ``goal_object`` (a tracked name), ``quat_order``, and optionally ``task_offset``
+    ([dx, dy, dz], sim frame, metres): where this task instance sits relative to where the
+    skill was trained. real2sim subtracts it from every position it puts in the observation
+    (hand, bound objects, goal), so the policy sees the task in its training region; the
+    displacement actions and the distance-based success predicates do not change under
+    the shift. Kept only when given.
+    """
     if not isinstance(binding, dict):
         raise ValueError(f"{where}: expected a mapping, got {type(binding).__name__}")
-    unknown = sorted(set(binding) - {"skill", "objects", "goal", "goal_object", "quat_order"})
+    unknown = sorted(set(binding) - {"skill", "objects", "goal", "goal_object", "quat_order", "task_offset"})
     if unknown:
         raise ValueError(f"{where}: unknown keys {unknown}")
     objects = binding.get("objects", [])
@@ -60,6 +74,16 @@ def validate_binding(binding: dict, where: str = "binding") -> dict:
     if order not in QUAT_ORDERS:
         raise ValueError(f"{where}: 'quat_order' must be one of {QUAT_ORDERS}, got {order!r}")
     out = {"objects": list(objects), "goal": goal, "goal_object": goal_object, "quat_order": order}
+    if binding.get("task_offset") is not None:
+        off = binding["task_offset"]
+        try:
+            off = [float(v) for v in off]
+        except (TypeError, ValueError):
+            off = None
+        if off is None or len(off) != 3 or not all(math.isfinite(v) and abs(v) <= MAX_TASK_OFFSET_M for v in off):
+            raise ValueError(f"{where}: 'task_offset' must be [dx, dy, dz] in metres, each within "
+                             f"+-{MAX_TASK_OFFSET_M} m, got {binding['task_offset']!r}")
+        out["task_offset"] = off
     if "skill" in binding:
         out = {"skill": binding["skill"], **out}
     return out

@@ -184,3 +184,41 @@ def test_config_validation():
     with pytest.raises(ValueError, match="max_object_age_s"):
         Real2SimConfig.from_params({"max_object_age_s": -1})
     assert Real2SimConfig.from_params({"period_s": 0.05, "other": "x"}).period_s == 0.05
+
+
+def test_task_offset_shifts_every_position_and_nothing_else():
+    """A task placed away from its training region: the observation shows it where training saw it,
+    so distances (the success predicates) and displacement actions mean the same."""
+    from legion_policy.success import PREDICATES
+
+    q = q_for_hand([0.1, 0.62, 0.18])
+    plain, shifted = _core(layout=COMPACT12), _core(layout=COMPACT12)
+    offset = [0.3, -0.1, 0.0]
+    plain.on_binding(BINDING)
+    assert shifted.on_binding({**BINDING, "task_offset": offset})
+    for core in (plain, shifted):
+        _feed(core, 1.0, q)
+    a, b = plain.observe(1.0), shifted.observe(1.0)
+    for name in ("hand_pos", "object1_pos", "goal_pos"):
+        np.testing.assert_allclose(COMPACT12.get(b, name), COMPACT12.get(a, name) - offset, atol=1e-12)
+    np.testing.assert_array_equal(COMPACT12.get(b, "object2_pos"), [0, 0, 0])  # padding stays padding
+    np.testing.assert_allclose(shifted.last_tcp_sim, plain.last_tcp_sim, atol=0)  # the arm is where it is
+    pred = PREDICATES["push-v3"]
+    assert pred(a, COMPACT12) == pred(b, COMPACT12)
+    # 39-d layout: quaternions and gripper untouched, the stacked previous frame shifted too
+    full = _core()
+    full.on_binding({**BINDING, "task_offset": offset})
+    _feed(full, 1.0, q)
+    c = full.observe(1.0)
+    ref = _core()
+    ref.on_binding(BINDING)
+    _feed(ref, 1.0, q)
+    d = ref.observe(1.0)
+    for name in ("object1_quat", "gripper_opening", "prev_object1_quat"):
+        np.testing.assert_array_equal(METAWORLD39.get(c, name), METAWORLD39.get(d, name))
+    np.testing.assert_allclose(METAWORLD39.get(c, "prev_object1_pos"), METAWORLD39.get(d, "prev_object1_pos") - offset)
+    # bad offsets are rejected with a reason, the previous binding stays
+    for bad in ([0.1, 0.2], [0, 0, float("nan")], [5.0, 0, 0], "left"):
+        assert not full.on_binding({**BINDING, "task_offset": bad})
+        assert "task_offset" in full.last_rejection
+    assert full.binding.task_offset == tuple(offset)

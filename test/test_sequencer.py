@@ -136,6 +136,7 @@ def test_tick_times_out_without_observations_and_abort():
     ({"steps": [{"skill": "reach-v3"}, {"skill": "push-v3", "speed": 2}]}, r"step 2: unknown keys \['speed'\]"),
     ({"steps": [{"skill": "push-v3", "binding": {"objects": ["a", "b", "c"]}}]}, r"step 1 binding: 'objects'"),
     ({"steps": [{"skill": "push-v3", "binding": {"quat_order": "zyx"}}]}, r"quat_order"),
+    ({"steps": [{"skill": "push-v3", "binding": {"task_offset": [0.1, 0.2]}}]}, r"step 1 binding: 'task_offset'"),
     ({"steps": [{"skill": "push-v3", "timeout_s": -1}]}, r"step 1: timeout_s must be"),
     ({"steps": [{"skill": "push-v3", "k_consecutive": 0}]}, r"step 1: k_consecutive must be"),
     ({"steps": [{"skill": "no-predicate"}]}, r"has no success predicate"),
@@ -146,6 +147,15 @@ def test_tick_times_out_without_observations_and_abort():
 def test_bad_sequences_are_refused_naming_the_step(doc, message):
     with pytest.raises(SequenceError, match=message):
         build_sequence(doc, SKILLS, no_language)
+
+
+def test_task_offset_reaches_the_published_binding_only_where_given():
+    doc = {"steps": [{"skill": "button-press-topdown-v3",
+                      "binding": {"objects": ["button"], "goal_object": "button_goal", "task_offset": [0.3, -0.1, 0]}},
+                     {"skill": "reach-v3", "binding": {"objects": ["puck"], "goal_object": "reach_goal"}}]}
+    seq = build_sequence(doc, SKILLS, no_language)
+    assert seq.steps[0].binding["task_offset"] == [0.3, -0.1, 0.0]
+    assert "task_offset" not in seq.steps[1].binding
 
 
 def test_layout_without_the_predicate_fields_is_refused():
