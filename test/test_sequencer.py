@@ -149,6 +149,16 @@ def test_bad_sequences_are_refused_naming_the_step(doc, message):
         build_sequence(doc, SKILLS, no_language)
 
 
+def test_shipped_tabletop_offsets_are_the_scenes_own_shifts():
+    from legion_bridge.sim.cell import TABLETOP_BUTTON_OFFSET, TABLETOP_PUSH_OFFSET
+
+    expected = {"push_goal": list(TABLETOP_PUSH_OFFSET), "button_goal": list(TABLETOP_BUTTON_OFFSET), "reach_goal": None}
+    for name in ("tabletop.yaml", "tabletop_push_press.yaml", "tabletop_reach.yaml"):
+        for step in yaml.safe_load((CONFIG / name).read_text())["steps"]:
+            b = step["binding"]
+            assert b.get("task_offset") == expected[b["goal_object"]], (name, step)
+
+
 def test_task_offset_reaches_the_published_binding_only_where_given():
     doc = {"steps": [{"skill": "button-press-topdown-v3",
                       "binding": {"objects": ["button"], "goal_object": "button_goal", "task_offset": [0.3, -0.1, 0]}},
