@@ -2,7 +2,7 @@
 
     legion-train [--config smoke|cpu|paper|FILE] [--set section.key=value ...] [--out DIR]
                  [--resume RUN] [--device cpu|cuda] [--no-progress] [--help-config]
-    legion-train --extend RUN --add-task TASK [--add-task TASK ...] [--out DIR]
+    legion-train --extend RUN --add-task TASK [--add-task TASK ...] [--steps-per-task N] [--out DIR]
     legion-train export RUN [--out DIR] [--overwrite]
 
 A run directory holds config.yaml, checkpoint.pt (atomic, every ``run.checkpoint_every``
@@ -67,6 +67,8 @@ def train_main(argv: list[str]) -> int:
                    "(--add-task) in a new run directory (default: RUN+TASK...); RUN is left untouched")
     p.add_argument("--add-task", dest="add_tasks", action="append", default=[], metavar="TASK",
                    help="with --extend: a Metaworld v3 task to learn next, repeatable, in stream order")
+    p.add_argument("--steps-per-task", type=int, metavar="N",
+                   help="with --extend: env steps of each new task (default: the run's run.steps_per_task)")
     p.add_argument("--device", choices=("cpu", "cuda"), help="override run.device")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
     p.add_argument("--help-config", action="store_true", help="print every hyperparameter with its meaning")
@@ -77,14 +79,15 @@ def train_main(argv: list[str]) -> int:
 
     from .lifelong import Trainer, extend_run
 
-    if args.add_tasks and not args.extend:
-        raise CliError("--add-task goes with --extend RUN")
+    if (args.add_tasks or args.steps_per_task is not None) and not args.extend:
+        raise CliError("--add-task and --steps-per-task go with --extend RUN")
     if args.extend:
         if args.resume or args.overrides:
             raise CliError("--extend continues the run's own config; --resume and --set cannot be combined with it")
         src = Path(args.extend)
         run_dir = Path(args.out) if args.out else src.with_name(src.name + "+" + "+".join(args.add_tasks))
-        extend_run(src, run_dir, args.add_tasks, log=lambda s: print(s, flush=True))
+        extend_run(src, run_dir, args.add_tasks, log=lambda s: print(s, flush=True),
+                   steps_per_task=args.steps_per_task)
         args.resume = str(run_dir)
     if args.resume:
         if args.overrides:

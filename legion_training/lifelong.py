@@ -91,7 +91,7 @@ def task_embeddings(cfg: TrainConfig) -> tuple[list[str], np.ndarray]:
 
 
 def extend_run(src: str | os.PathLike, dst: str | os.PathLike, new_tasks: list[str],
-               log: Callable[[str], None] = print) -> Path:
+               log: Callable[[str], None] = print, steps_per_task: int | None = None) -> Path:
     """Start a new run in ``dst`` that continues the finished lifelong run ``src`` with ``new_tasks``.
 
     This is lifelong learning after the fact: the networks, the replay buffer (old tasks'
@@ -99,7 +99,8 @@ def extend_run(src: str | os.PathLike, dst: str | os.PathLike, new_tasks: list[s
     ``src`` carry over; each new task gets its instruction embedding and its own
     temperature (``sac.init_alpha``), and the stream goes on with the first new task
     (optimisers are re-created at every task switch anyway). ``src`` is left untouched;
-    ``dst`` is an ordinary run afterwards (``--resume dst`` works).
+    ``dst`` is an ordinary run afterwards (``--resume dst`` works). ``steps_per_task`` (default:
+    the run's own) sets the length of the new tasks' phases.
     """
     src, dst = Path(src), Path(dst)
     ckpt = src / CHECKPOINT
@@ -124,6 +125,10 @@ def extend_run(src: str | os.PathLike, dst: str | os.PathLike, new_tasks: list[s
         raise ValueError(f"--add-task {repeated[0]}: already in the stream {old_tasks + new_tasks}")
     for t in new_tasks:  # a clear error for a wrong name before anything is written
         make_task(t, cfg.env, seed=0).close()
+    if steps_per_task is not None:
+        if int(steps_per_task) != steps_per_task or steps_per_task <= 0:
+            raise ValueError(f"--steps-per-task must be a positive integer, got {steps_per_task!r}")
+        cfg.run.steps_per_task = int(steps_per_task)
     cfg.env.tasks = old_tasks + list(new_tasks)
     n_new = len(cfg.env.tasks)
 
@@ -219,7 +224,11 @@ class Trainer:
 
     @property
     def total_steps(self) -> int:
-        return self.steps_per_phase * self.n_phases
+        """Env steps of the whole run: those of the finished phases plus the rest at the current length
+        (an extended run's earlier phases may have had another length)."""
+        if self.done:
+            return self.step
+        return (self.step - self.phase_step) + (self.n_phases - self.phase) * self.steps_per_phase
 
     @property
     def done(self) -> bool:

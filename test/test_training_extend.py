@@ -31,14 +31,16 @@ def test_extend_learns_the_new_task_and_keeps_the_old_knowledge(reach_run, tmp_p
     before = _state(reach_run)
     src_bytes = (reach_run / CHECKPOINT).read_bytes()
     out = tmp_path / "reach+push"
-    assert main(["--extend", str(reach_run), "--add-task", "push-v3", "--out", str(out), "--no-progress"]) == 0
+    assert main(["--extend", str(reach_run), "--add-task", "push-v3", "--steps-per-task", "200",
+                 "--out", str(out), "--no-progress"]) == 0
     assert (reach_run / CHECKPOINT).read_bytes() == src_bytes  # the source run is untouched
 
     after = _state(out)
     cfg = after["config"]
     assert cfg["env"]["tasks"] == ["reach-v3", "push-v3"]
-    steps = cfg["run"]["steps_per_task"]
-    assert after["counters"]["step"] == 2 * steps and after["counters"]["phase"] == 2
+    steps = before["config"]["run"]["steps_per_task"]  # the reach phase's length
+    assert cfg["run"]["steps_per_task"] == 200          # the push phase's
+    assert after["counters"]["step"] == steps + 200 and after["counters"]["phase"] == 2
     # the first task's embedding and instruction are kept exactly; the new one is a different instruction
     np.testing.assert_array_equal(np.asarray(after["embeddings"])[0], np.asarray(before["embeddings"])[0])
     assert after["instructions"][0] == before["instructions"][0] and len(after["instructions"]) == 2
@@ -47,9 +49,11 @@ def test_extend_learns_the_new_task_and_keeps_the_old_knowledge(reach_run, tmp_p
     assert after["learner"]["log_alpha"].shape == (2,)
     assert after["learner"]["log_alpha"][1].item() != pytest.approx(np.log(load_config("smoke").sac.init_alpha))
     # replay kept the reach transitions and added push ones
-    assert after["replay"]["size"] == 2 * steps
+    assert after["replay"]["size"] == steps + 200
     np.testing.assert_array_equal(after["replay"]["task"][:steps], before["replay"]["task"][:steps])
     assert set(np.unique(after["replay"]["task"])) == {0, 1}
+    # evaluations of the new phase happened at its own steps, the last at its end
+    assert max(r["step"] for r in after["eval_history"]) == steps + 200
     # the success matrix keeps the reach phase and gains the push phase
     M = np.asarray(after["matrix"])
     assert M.shape == (2, 2)
@@ -75,6 +79,14 @@ def test_extend_refuses_what_cannot_work(reach_run, tmp_path):
     Trainer(load_config("smoke", ["env.tasks=[reach-v3]"]), unfinished, log=lambda s: None).train(stop_after=50)
     with pytest.raises(ValueError, match="not finished"):
         extend_run(unfinished, tmp_path / "c", ["push-v3"], log=lambda s: None)
+    # the progress total of an extended run counts the finished phases at their own length
+    ext = extend_run(reach_run, tmp_path / "e", ["push-v3"], log=lambda s: None, steps_per_task=300)
+    trainer = Trainer(None, ext, resume=True, log=lambda s: None)
+    done_steps = _state(reach_run)["counters"]["step"]
+    assert (trainer.step, trainer.total_steps) == (done_steps, done_steps + 300)
     # the CLI: one line, exit 2
     assert main(["--add-task", "push-v3"]) == 2
+    assert main(["--steps-per-task", "10"]) == 2
+    with pytest.raises(ValueError, match="positive integer"):
+        extend_run(reach_run, tmp_path / "d", ["push-v3"], log=lambda s: None, steps_per_task=0)
     assert main(["--extend", str(reach_run), "--add-task", "push-v3", "--set", "sac.lr=1"]) == 2
