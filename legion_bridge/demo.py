@@ -33,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--agent", default=str(default_agent_path()), help="frozen agent directory (default: shipped)")
     p.add_argument("--sequence", default=str(config_path(DEFAULT_SEQUENCE)), help="sequence YAML")
     p.add_argument("--robot-model", default="iiwa7", choices=("iiwa7", "iiwa14"), help="simulated arm")
+    p.add_argument("--seed", type=int, default=None,
+                   help="seed of the simulated task instances (default: the sim arm's, 0)")
     p.add_argument("--out", default="", help="run folder (default: runs/demo-<time>)")
     p.add_argument("--no-video", action="store_true", help="do not record a video")
     p.add_argument("--timeout", type=float, default=600.0, help="wall-clock limit for the whole run [s]")
@@ -60,6 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     values = {"agent": str(Path(args.agent).resolve()), "sequence": str(Path(args.sequence).resolve()),
               "robot_model": args.robot_model, "report_dir": str(out)}
+    if args.seed is not None:
+        values["seed"] = str(args.seed)
     if not args.no_video:
         os.environ.setdefault("MUJOCO_GL", "egl")
         values["video"] = str(out / STATES_NAME)

@@ -108,6 +108,8 @@ LAUNCH_ARGS: tuple[LaunchArg, ...] = (
               {"sim": "true", "real": "false"}, nodes=("sim2real",), parameter="start_enabled", value_type="bool"),
     LaunchArg("scene", "simulated scene: a Metaworld v3 task name (e.g. push-v3) or 'tabletop' (several tasks' objects)",
               {"sim": "tabletop"}, nodes=("sim_arm",), parameter="scene"),
+    LaunchArg("seed", "seed of the simulated task instances (object placement, goals); empty: sim_arm's default",
+              nodes=("sim_arm",), parameter="seed", value_type="int"),
     LaunchArg("video", "write a video of the simulated cell to this path (MUJOCO_GL=egl); empty: no video",
               nodes=("sim_arm",), parameter="video_path"),
     LaunchArg("report_dir", "folder where the sequencer writes its run report (empty: no report file)",

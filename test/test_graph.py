@@ -69,6 +69,14 @@ def test_launch_arguments_reach_the_right_nodes_in_both():
     assert not any(s[0] == "param" and s[1] == "robot_model" for s in srcs["policy"])
 
 
+def test_seed_argument_sets_the_simulated_instances_only():
+    sim = {c.name: c.argv for c in launcher.node_commands("sim", {"seed": "7"}, resolve_executables=False)}
+    assert "seed:=7" in sim["sim_arm"]
+    assert not any("seed:=" in a for n, argv in sim.items() if n != "sim_arm" for a in argv)
+    with pytest.raises(ValueError, match="seed"):
+        graph_mod.resolve("sim", {"seed": "seven"})
+
+
 def test_real_graph_starts_disabled_and_sim_enabled():
     real = {c.name: c.argv for c in launcher.node_commands("real", resolve_executables=False)}
     sim = {c.name: c.argv for c in launcher.node_commands("sim", resolve_executables=False)}
