@@ -42,10 +42,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def format_table(report: dict) -> str:
+    """The final table: one row per step (steps never started show ``not run`` and no time)."""
     rows = [("step", "skill", "success", "time [s]", "steps")]
     for i, st in enumerate(report.get("steps", []), 1):
-        rows.append((str(i), str(st.get("skill", st.get("name", "?"))), "yes" if st.get("success") else "NO",
-                     f"{float(st.get('time_s', float('nan'))):.1f}", str(st.get("steps", "?"))))
+        t = st.get("time_s")
+        if st.get("success"):
+            outcome = "yes"
+        elif st.get("status") == "not_run":
+            outcome = "not run"
+        else:
+            outcome = f"NO ({st['status']})" if st.get("status") else "NO"
+        rows.append((str(i), str(st.get("skill", st.get("name", "?"))), outcome,
+                     "-" if t is None else f"{float(t):.1f}", str(st.get("steps", "?"))))
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)) for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))

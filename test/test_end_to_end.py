@@ -38,3 +38,18 @@ def test_shipped_agent_runs_a_shortened_sequence_through_the_sim_graph(tmp_path)
     # the agent's actions reached the simulated arm through policy -> sim2real -> sim_arm:
     # the hand got much closer to the goal than where the step started
     assert step["best_distance"] < 0.6 * step["initial_distance"], step
+
+
+def test_final_table_of_a_failed_sequence_names_each_outcome():
+    """A timed-out step and the steps never started after it (their time is null in the report)."""
+    from legion_bridge.demo import format_table
+
+    report = {"success": False, "steps": [
+        {"skill": "reach-v3", "success": True, "status": "succeeded", "time_s": 1.25, "steps": 90},
+        {"skill": "push-v3", "success": False, "status": "timeout", "time_s": 40.0, "steps": 3200},
+        {"skill": "button-press-topdown-v3", "success": False, "status": "not_run", "time_s": None, "steps": 0}]}
+    lines = format_table(report).splitlines()
+    assert lines[0].split() == ["step", "skill", "success", "time", "[s]", "steps"]
+    assert lines[2].split() == ["1", "reach-v3", "yes", "1.2", "90"]
+    assert lines[3].split() == ["2", "push-v3", "NO", "(timeout)", "40.0", "3200"]
+    assert lines[4].split() == ["3", "button-press-topdown-v3", "not", "run", "-", "0"]
