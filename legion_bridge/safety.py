@@ -271,9 +271,26 @@ class SafetyEnvelope:
             return None
         return q.copy()
 
+    def box_from(self, q_measured: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """The box a command's hand must stay in, starting from ``q_measured``: the workspace box
+        (+ tolerance), widened on each axis just to the measured hand where that is outside.
+
+        So a hand that is (slightly) outside the box, say after jogging or a servo settling 1 mm
+        short of Metaworld's hand start on the box edge, may move back in, but no command ever
+        takes it further out than it already is."""
+        lim = self.limits
+        lo, hi = lim.workspace_min - lim.box_tolerance_m, lim.workspace_max + lim.box_tolerance_m
+        if q_measured is None:
+            return lo, hi
+        hand_m = np.asarray(self.hand_of(np.asarray(q_measured, dtype=np.float64)), dtype=np.float64)
+        if not np.all(np.isfinite(hand_m)):
+            return lo, hi
+        return np.minimum(lo, hand_m), np.maximum(hi, hand_m)
+
     def within(self, q: np.ndarray, q_measured: np.ndarray | None = None, horizon_s: float | None = None) -> bool:
-        """Whether ``q`` satisfies the hard rules (soft position limits, box, and the velocity
-        limit from ``q_measured`` over ``horizon_s`` when given): the property every sent command has."""
+        """Whether ``q`` satisfies the hard rules (soft position limits, the box of :meth:`box_from`
+        ``q_measured``, and the velocity limit from ``q_measured`` over ``horizon_s`` when given):
+        the property every sent command has."""
         lim = self.limits
         q = np.asarray(q, dtype=np.float64)
         if q.shape != lim.lower.shape or not np.all(np.isfinite(q)):
@@ -284,8 +301,8 @@ class SafetyEnvelope:
             if np.any(np.abs(q - q_measured) > lim.max_velocity * horizon_s * (1 + 1e-9)):
                 return False
         hand = np.asarray(self.hand_of(q), dtype=np.float64)
-        tol = lim.box_tolerance_m
-        return bool(np.all(hand >= lim.workspace_min - tol) and np.all(hand <= lim.workspace_max + tol))
+        box_lo, box_hi = self.box_from(q_measured)
+        return bool(np.all(hand >= box_lo) and np.all(hand <= box_hi))
 
     def limit_command(self, q_measured: np.ndarray, q_target: np.ndarray, v_previous: np.ndarray,
                       horizon_s: float, period_s: float) -> CommandResult | Rejection:
@@ -328,9 +345,8 @@ class SafetyEnvelope:
         if np.any(np.abs(q_cmd - qm) > vmax * horizon_s * (1 + 1e-9)):
             return self.reject(Rejection("command_too_fast", f"step {np.abs(q_cmd - qm).max():.4f} rad"))
         hand = np.asarray(self.hand_of(q_cmd), dtype=np.float64)
-        tol = lim.box_tolerance_m
-        if not np.all(np.isfinite(hand)) or np.any(hand < lim.workspace_min - tol) or \
-                np.any(hand > lim.workspace_max + tol):
+        box_lo, box_hi = self.box_from(qm)
+        if not np.all(np.isfinite(hand)) or np.any(hand < box_lo) or np.any(hand > box_hi):
             return self.reject(Rejection("outside_workspace", f"hand {hand.round(4).tolist()} outside the box"))
         if overridden:
             self.acceleration_overrides += 1

@@ -4,7 +4,8 @@ Random streams of joint states and actions, well-formed and not (NaN, inf, huge 
 wrong lengths, wrong joint names, stale and future stamps), with enable toggles: every
 command that leaves sim2real must be inside the joint position limits minus the margin,
 within the velocity limit over the command horizon from the measured joints, with its hand
-(FK) inside the workspace box; every bad input must be counted under its reason.
+(FK) inside the workspace box (or, where the measured hand is outside it, no further out on any
+axis); every bad input must be counted under its reason.
 """
 from __future__ import annotations
 
@@ -80,7 +81,10 @@ def _check_command(env: SafetyEnvelope, cmd, q_measured, horizon):
     assert np.all(np.abs(cmd.q - q_measured) <= lim.max_velocity * horizon * (1 + 1e-9) + 1e-15), cmd
     hand = HAND.hand_sim(cmd.q)
     tol = lim.box_tolerance_m
-    assert np.all(hand >= lim.workspace_min - tol) and np.all(hand <= lim.workspace_max + tol), hand
+    # inside the box, or (where the measured hand is outside it) no further out than the measured hand
+    hand_m = HAND.hand_sim(q_measured)
+    lo, hi = np.minimum(lim.workspace_min - tol, hand_m), np.maximum(lim.workspace_max + tol, hand_m)
+    assert np.all(hand >= lo) and np.all(hand <= hi), (hand, hand_m)
     if cmd.gripper is not None:
         assert -1.0 <= cmd.gripper <= 1.0
 
@@ -196,6 +200,33 @@ def test_acceleration_limit_over_consecutive_commands():
         assert np.all(np.abs(v) <= lim.max_velocity * (1 + 1e-9))
         q, v_prev, now = q + v * cfg.period_s, v, now + cfg.period_s
     assert core.envelope.acceleration_overrides == 0
+
+
+def test_a_hand_just_outside_the_box_moves_back_in_and_never_further_out():
+    """Metaworld starts button-press-topdown's hand at y = 0.40, the box edge; the servo settles
+    1.5 mm short. Commands towards the box must go (they used to be refused forever: a dead arm);
+    commands further out must not."""
+    cfg = sim2real_config()
+    lim = limits()
+    edge_y = lim.workspace_min[1]
+    q = q_for_hand([0.0, edge_y - 0.0015, 0.2])
+    core = Sim2RealCore(HAND, lim, cfg, enabled=True)
+    now, moves = 0.0, 0
+    for _ in range(40):
+        core.on_joint_state(NAMES, q, now, now)
+        cmd = core.on_action([0.0, 1.0, 0.0, 0.0], now)  # +y: into the box
+        assert cmd is not None and cmd.kind == "move", core.counter.counts
+        assert HAND.hand_sim(cmd.q)[1] >= HAND.hand_sim(q)[1] - 1e-9
+        q, now, moves = cmd.q, now + cfg.period_s, moves + 1
+    assert HAND.hand_sim(q)[1] > edge_y + 0.01
+    # from outside, a command that would go further out is clipped to the box target and never leaves
+    # more than the measured hand did
+    env = SafetyEnvelope(lim, HAND.hand_sim)
+    q_out = q_for_hand([0.0, edge_y - 0.0015, 0.2])
+    further = q_for_hand([0.0, edge_y - 0.02, 0.2])
+    res = env.limit_command(q_out, further, np.zeros(7), cfg.horizon_s, cfg.period_s)
+    assert not hasattr(res, "q") and res.reason == "outside_workspace"
+    assert env.within(q_out, q_out, cfg.horizon_s) and not env.within(q_out)
 
 
 def test_hold_refuses_a_measured_pose_outside_the_envelope():
