@@ -275,9 +275,9 @@ class SafetyEnvelope:
         """The box a command's hand must stay in, starting from ``q_measured``: the workspace box
         (+ tolerance), widened on each axis just to the measured hand where that is outside.
 
-        So a hand that is (slightly) outside the box, say after jogging or a servo settling 1 mm
-        short of Metaworld's hand start on the box edge, may move back in, but no command ever
-        takes it further out than it already is."""
+        So a hand that is (slightly) outside the box, say after jogging or a servo settling 1.5 mm
+        short of Metaworld's hand start on the box edge, may move back in (the IK target is always
+        inside the box), and no command takes it further out than it already is."""
         lim = self.limits
         lo, hi = lim.workspace_min - lim.box_tolerance_m, lim.workspace_max + lim.box_tolerance_m
         if q_measured is None:
@@ -325,19 +325,30 @@ class SafetyEnvelope:
         # velocity wanted to reach the (soft-clipped) target within the horizon, no faster than a
         # stop at the target allows (|v| <= sqrt(2 a_brake d)): without this the acceleration limit
         # makes every approach overshoot and ring around the target
+        # All joints are slowed by ONE factor (the most constrained joint's), never each by its own:
+        # per-joint clipping would turn the step's direction (a straight move to the target would
+        # leave its line, e.g. out of the workspace box), while a common factor keeps the hand
+        # heading where the policy asked.
         d = np.clip(qt, lim.soft_lower, lim.soft_upper) - qm
         v_brake = np.sqrt(2.0 * BRAKING_FRACTION * lim.acceleration * np.abs(d))
-        v_want = np.sign(d) * np.minimum(np.abs(d) / horizon_s, v_brake)
+        v_full = d / horizon_s
+        moving = np.abs(v_full) > 0
+        caps = np.minimum(v_brake, vmax)[moving] / np.abs(v_full[moving])
+        v_want = v_full * (min(1.0, float(caps.min())) if caps.size else 1.0)
         # hard: velocity limits and the soft position limits at the end of the horizon
         lo = np.maximum(-vmax, (lim.soft_lower - qm) / horizon_s)
         hi = np.minimum(vmax, (lim.soft_upper - qm) / horizon_s)
-        # soft: acceleration, where compatible with the hard bounds
+        # soft: acceleration (the change from the previous velocity, scaled by one common factor),
+        # where compatible with the hard bounds
         dv = lim.acceleration * period_s
+        delta = v_want - vp
+        changing = np.abs(delta) > dv
+        v_acc = vp + delta * (float((dv[changing] / np.abs(delta[changing])).min()) if changing.any() else 1.0)
         alo, ahi = np.maximum(lo, vp - dv), np.minimum(hi, vp + dv)
         feasible = alo <= ahi
         overridden = bool(np.any(~feasible & ((v_want < vp - dv) | (v_want > vp + dv))))
         lo_f, hi_f = np.where(feasible, alo, lo), np.where(feasible, ahi, hi)
-        v = np.minimum(np.maximum(v_want, lo_f), hi_f)  # lo > hi (cannot get back inside): caught below
+        v = np.minimum(np.maximum(v_acc, lo_f), hi_f)  # lo > hi (cannot get back inside): caught below
         q_cmd = qm + v * horizon_s
         # final verification of the hard limits (the rules above must guarantee them)
         if np.any(q_cmd < lim.soft_lower - 1e-12) or np.any(q_cmd > lim.soft_upper + 1e-12):

@@ -5,7 +5,7 @@ wrong lengths, wrong joint names, stale and future stamps), with enable toggles:
 command that leaves sim2real must be inside the joint position limits minus the margin,
 within the velocity limit over the command horizon from the measured joints, with its hand
 (FK) inside the workspace box (or, where the measured hand is outside it, no further out on any
-axis); every bad input must be counted under its reason.
+axis than the measured hand); every bad input must be counted under its reason.
 """
 from __future__ import annotations
 
