@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Callable
@@ -136,10 +137,11 @@ def extend_run(src: str | os.PathLike, dst: str | os.PathLike, new_tasks: list[s
     texts = [instruction_for(t, cfg.env.instructions) for t in new_tasks]
     state["instructions"] = list(state["instructions"]) + texts
     state["embeddings"] = np.concatenate([np.asarray(state["embeddings"]), embed(texts)], axis=0)
-    lr = state["learner"]
-    lr["log_alpha"] = torch.cat([lr["log_alpha"], torch.full((len(new_tasks),), float(np.log(cfg.sac.init_alpha)))])
+    learner = state["learner"]
+    learner["log_alpha"] = torch.cat([learner["log_alpha"],
+                                      torch.full((len(new_tasks),), float(np.log(cfg.sac.init_alpha)))])
     # per-task temperature grew: a fresh Adam state (the optimisers are re-created at the switch anyway)
-    lr["alpha_opt"] = torch.optim.Adam([torch.zeros(n_new, requires_grad=True)], lr=cfg.sac.lr).state_dict()
+    learner["alpha_opt"] = torch.optim.Adam([torch.zeros(n_new, requires_grad=True)], lr=cfg.sac.lr).state_dict()
     matrix = np.full((n_new, n_new), np.nan)
     matrix[:n_old, :n_old] = np.asarray(state["matrix"], dtype=np.float64)[:, :n_old]
     state["matrix"] = matrix
@@ -148,7 +150,6 @@ def extend_run(src: str | os.PathLike, dst: str | os.PathLike, new_tasks: list[s
     state["config"] = cfg.to_dict()
     dst.mkdir(parents=True, exist_ok=True)
     if (src / "latent").is_dir():  # the latent snapshots of the earlier tasks, for the plots
-        import shutil
         shutil.copytree(src / "latent", dst / "latent", dirs_exist_ok=True)
     atomic_write_text(dst / CONFIG_FILE, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     atomic_torch_save(state, dst / CHECKPOINT)
