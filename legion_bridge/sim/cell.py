@@ -422,20 +422,15 @@ class Cell:
             ref = self.tracked[name]
         except KeyError:
             raise KeyError(f"scene {self.scene!r} tracks no object {name!r}; tracked: {sorted(self.tracked)}") from None
-        m, d = self.model, self.data
-        if ref.pos_kind == "body":
-            p = d.xpos[m.body(ref.pos_name).id]
-        elif ref.pos_kind == "geom":
-            p = d.geom_xpos[m.geom(ref.pos_name).id]
-        else:
-            p = d.site_xpos[m.site(ref.pos_name).id]
-        if ref.rot_kind == "body":
-            R = d.xmat[m.body(ref.rot_name).id]
-        elif ref.rot_kind == "geom":
-            R = d.geom_xmat[m.geom(ref.rot_name).id]
-        else:
-            R = d.site_xmat[m.site(ref.rot_name).id]
+        p = self._frame_array(ref.pos_kind, "pos", ref.pos_name)
+        R = self._frame_array(ref.rot_kind, "mat", ref.rot_name)
         return p + np.asarray(ref.offset), matrix_to_quat_xyzw(R.reshape(3, 3))
+
+    def _frame_array(self, kind: str, what: str, name: str) -> np.ndarray:
+        """data.{x,geom_x,site_x}{pos,mat} row of the body / geom / site ``name`` (any other kind: site)."""
+        kind = kind if kind in ("body", "geom") else "site"
+        prefix = {"body": "x", "geom": "geom_x", "site": "site_x"}[kind]
+        return getattr(self.data, prefix + what)[getattr(self.model, kind)(name).id]
 
     def object_poses(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         return {name: self.object_pose(name) for name in self.tracked}
