@@ -83,11 +83,11 @@ def atomic_write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def task_embeddings(cfg: TrainConfig) -> tuple[list[str], np.ndarray]:
-    """Instruction text and MiniLM embedding of every task of the stream."""
+def task_embeddings(cfg: TrainConfig, tasks: list[str] | None = None) -> tuple[list[str], np.ndarray]:
+    """Instruction text and MiniLM embedding of every task of the stream (or of ``tasks``)."""
     from legion_policy.language import embed
 
-    texts = [instruction_for(t, cfg.env.instructions) for t in cfg.env.tasks]
+    texts = [instruction_for(t, cfg.env.instructions) for t in (cfg.env.tasks if tasks is None else tasks)]
     return texts, embed(texts)
 
 
@@ -133,10 +133,9 @@ def extend_run(src: str | os.PathLike, dst: str | os.PathLike, new_tasks: list[s
     cfg.env.tasks = old_tasks + list(new_tasks)
     n_new = len(cfg.env.tasks)
 
-    from legion_policy.language import embed
-    texts = [instruction_for(t, cfg.env.instructions) for t in new_tasks]
+    texts, embeddings = task_embeddings(cfg, new_tasks)
     state["instructions"] = list(state["instructions"]) + texts
-    state["embeddings"] = np.concatenate([np.asarray(state["embeddings"]), embed(texts)], axis=0)
+    state["embeddings"] = np.concatenate([np.asarray(state["embeddings"]), embeddings], axis=0)
     learner = state["learner"]
     learner["log_alpha"] = torch.cat([learner["log_alpha"],
                                       torch.full((len(new_tasks),), float(np.log(cfg.sac.init_alpha)))])
