@@ -24,6 +24,7 @@ CONFIG_DIR = Path(__file__).resolve().parent.parent / "config" / "training"
 NAMED_CONFIGS = ("smoke", "cpu", "paper")
 
 #: Algorithms selectable by ``run.algorithm`` (see docs/training.md).
+REWARD_VERSIONS = ("v1", "v2")  # Metaworld's reward_function_version values
 ALGORITHMS = ("legion", "legion_gaussian", "sac", "sac_lang", "mtsac")
 
 
@@ -46,6 +47,8 @@ class EnvConfig:
     normalize_reward: bool = _f(True, "divide rewards by a running std of the task's rewards (no mean subtraction).")
     reward_norm_eps: float = _f(1e-8, "added to the running std before dividing.")
     instructions: dict = _f({}, "task name -> instruction text; overrides legion_policy.language.DEFAULT_INSTRUCTIONS.")
+    reward_versions: dict = _f({}, "task name -> Metaworld reward function 'v1' (the original shaped rewards) or 'v2' "
+                               "(Metaworld's default, used for tasks not listed). Success is the same for both.")
 
 
 @dataclass
@@ -155,6 +158,9 @@ class TrainConfig:
             raise ConfigError("eval.every and eval.episodes must be > 0")
         if self.env.episode_length <= 0:
             raise ConfigError("env.episode_length must be > 0")
+        for task, version in self.env.reward_versions.items():
+            if version not in REWARD_VERSIONS:
+                raise ConfigError(f"env.reward_versions[{task!r}]={version!r}: expected one of {REWARD_VERSIONS}")
         return self
 
 

@@ -100,9 +100,11 @@ class MetaworldTask:
 
     def __init__(self, name: str, layout: str | ObservationLayout = "compact12", *, seed: int = 0,
                  episode_length: int = 150, normalize_reward: bool = True, reward_norm_eps: float = 1e-8,
-                 benchmark=None) -> None:
+                 benchmark=None, reward_version: str = "v2") -> None:
         """``benchmark``: an existing ``metaworld.MT1`` of this task to share its variations (and skip
-        building another); ``seed`` then only seeds the choice of variation per episode."""
+        building another); ``seed`` then only seeds the choice of variation per episode.
+        ``reward_version``: Metaworld's ``reward_function_version`` ("v2" default, "v1" the original
+        shaped rewards); ``info['success']`` does not depend on it."""
         import metaworld
 
         self.name = name
@@ -112,7 +114,10 @@ class MetaworldTask:
             self._benchmark = benchmark if benchmark is not None else metaworld.MT1(name, seed=seed)
         except ValueError as exc:  # "<name> is not a V3 environment"
             raise ValueError(f"unknown Metaworld task {name!r} ({exc}); known v3 tasks: {known_tasks()}") from None
-        self._env = self._benchmark.train_classes[name]()
+        if reward_version not in ("v1", "v2"):
+            raise ValueError(f"{name}: reward_version {reward_version!r}: expected 'v1' or 'v2'")
+        self.reward_version = reward_version
+        self._env = self._benchmark.train_classes[name](reward_function_version=reward_version)
         self._variations = list(self._benchmark.train_tasks)
         self._rng = np.random.default_rng(seed)
         self.episode_length = int(episode_length)
@@ -178,4 +183,5 @@ class MetaworldTask:
 def make_task(name: str, env_cfg, seed: int) -> MetaworldTask:
     """A task from the ``env`` section of a TrainConfig."""
     return MetaworldTask(name, env_cfg.layout, seed=seed, episode_length=env_cfg.episode_length,
-                         normalize_reward=env_cfg.normalize_reward, reward_norm_eps=env_cfg.reward_norm_eps)
+                         normalize_reward=env_cfg.normalize_reward, reward_norm_eps=env_cfg.reward_norm_eps,
+                         reward_version=env_cfg.reward_versions.get(name, "v2"))

@@ -186,7 +186,8 @@ class Trainer:
         self.envs = [make_task(t, cfg.env, seed=seed + 1000 * i) for i, t in enumerate(self.tasks)]
         self.eval_envs = [MetaworldTask(t, cfg.env.layout, seed=cfg.eval.seed + 1000 * i,
                                         episode_length=cfg.env.episode_length, normalize_reward=False,
-                                        benchmark=self.envs[i].benchmark)
+                                        benchmark=self.envs[i].benchmark,
+                                        reward_version=self.envs[i].reward_version)
                           for i, t in enumerate(self.tasks)]
         obs_dim = self.envs[0].obs_dim
         if state is not None:

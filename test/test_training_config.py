@@ -31,6 +31,7 @@ def test_overrides_are_parsed_as_yaml_and_typed():
     ("run.algorithm=ppo", "run.algorithm='ppo'"),
     ("env.tasks=[reach-v3, reach-v3]", "duplicates"),
     ("sac.learning_starts=10", "learning_starts=10 < sac.batch_size"),
+    ("env.reward_versions={reach-v3: v3}", "env.reward_versions['reach-v3']='v3': expected one of"),
 ])
 def test_mistakes_are_named(override, message):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("(", r"\(")):

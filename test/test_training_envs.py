@@ -59,6 +59,33 @@ def test_running_std_matches_numpy():
     assert rs.normalize(4.0) == pytest.approx(4.0 / (np.std(xs, ddof=1) + 1e-8))
 
 
+def test_reward_version_changes_the_reward_shape_not_success():
+    """Metaworld's v1 reach reward keeps rising all the way to the goal; v2 is flat inside the 5 cm
+    success radius. Same scripted motion, same variation: same observations and success, other rewards."""
+    runs = {}
+    for version in ("v2", "v1"):
+        env = MetaworldTask("reach-v3", "compact12", seed=0, normalize_reward=False, reward_version=version)
+        obs, rows = env.reset(variation=0), []
+        for _ in range(60):  # move the fingertip centre (hand - HAND_FROM_TCP_M) straight to the goal
+            tcp = COMPACT12.get(obs, "hand_pos") - np.array([0.0, 0.0, 0.045])
+            step = np.clip((COMPACT12.get(obs, "goal_pos") - tcp) * 30.0, -1.0, 1.0)
+            r = env.step(np.append(step, 0.0))
+            obs = r.obs
+            tcp = COMPACT12.get(obs, "hand_pos") - np.array([0.0, 0.0, 0.045])
+            rows.append((np.linalg.norm(COMPACT12.get(obs, "goal_pos") - tcp), r.raw_reward, r.success, obs))
+        runs[version] = rows
+    v1, v2 = runs["v1"], runs["v2"]
+    assert all(np.array_equal(a[3], b[3]) and a[2] == b[2] for a, b in zip(v1, v2))
+    assert v2[-1][2]  # the scripted reach succeeds
+    inside = [i for i, row in enumerate(v2) if row[0] < 0.04]
+    assert len(inside) >= 5
+    assert all(v2[i][1] == pytest.approx(10.0) for i in inside)          # v2: flat inside the radius
+    nearest, farthest = min(inside, key=lambda i: v1[i][0]), max(inside, key=lambda i: v1[i][0])
+    assert v1[nearest][1] > 1.2 * v1[farthest][1]  # v1: still rising towards the goal
+    with pytest.raises(ValueError, match="reward_version 'v9'"):
+        MetaworldTask("reach-v3", "compact12", seed=0, reward_version="v9")
+
+
 def _rollout(seed: int, n_eps: int = 2, steps: int = 30):
     env = MetaworldTask("push-v3", "compact12", seed=seed, episode_length=steps)
     rng = np.random.default_rng(seed)
