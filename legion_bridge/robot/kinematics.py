@@ -34,7 +34,7 @@ from legion_bridge.robot.urdf_model import RobotModel, load_robot_model
 #: tcp orientation "gripper pointing down" in the base frame (a half turn about base y): tcp z = -base z,
 #: tcp x = -base x, tcp y = base y, so at A1 = 0 the wrist needs A7 = 0 (mid-range), and
 #: the fingers (sliding along tcp y) open along the base y axis (sim x with the default
-#: base yaw of +90 deg, as Metaworld's Sawyer gripper).
+#: base yaw of +90 deg; Metaworld's Sawyer fingers open along sim y, its pads sit at hand y +- 0.047 m).
 GRIPPER_DOWN_R = np.diag([-1.0, 1.0, -1.0])
 
 #: "gripper pointing down" in the sim frame: tcp z = -sim z, fingers sliding along sim x
