@@ -150,9 +150,9 @@ def test_bad_sequences_are_refused_naming_the_step(doc, message):
 
 
 def test_shipped_tabletop_offsets_are_the_scenes_own_shifts():
-    from legion_bridge.sim.cell import TABLETOP_BUTTON_OFFSET, TABLETOP_PUSH_OFFSET
+    from legion_bridge.sim.cell import TABLETOP_BUTTON_OFFSET, TABLETOP_PUSH_OFFSET, TABLETOP_REACH_OFFSET
 
-    expected = {"push_goal": list(TABLETOP_PUSH_OFFSET), "button_goal": list(TABLETOP_BUTTON_OFFSET), "reach_goal": None}
+    expected = {"push_goal": list(TABLETOP_PUSH_OFFSET), "button_goal": list(TABLETOP_BUTTON_OFFSET), "reach_goal": list(TABLETOP_REACH_OFFSET)}
     for name in ("tabletop.yaml", "tabletop_push_press.yaml", "tabletop_reach.yaml"):
         for step in yaml.safe_load((CONFIG / name).read_text())["steps"]:
             b = step["binding"]

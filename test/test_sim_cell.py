@@ -86,6 +86,9 @@ def test_tabletop_objects_coexist_apart_and_reachable():
         pts = {k: cell.object_pose(k)[0] for k in cell.tracked}
         # the puck (radius 0.02) and its path to the goal stay clear of the button box (half-width 0.12)
         assert max(pts["puck"][0], pts["push_goal"][0]) + 0.02 + 0.02 < pts["button"][0] - 0.12
+        # a hand at the reach goal (gripper body half-length 0.07 along sim x) stays clear of the box:
+        # seed 3 put the goal at x 0.10 against a box edge at x 0.096 before TABLETOP_REACH_OFFSET
+        assert pts["reach_goal"][0] + 0.07 + 0.01 < pts["button"][0] - 0.12, (seed, pts["reach_goal"], pts["button"])
         # every object and goal is reachable with the gripper down (tcp at the point)
         targets = np.array(list(pts.values()))
         targets[:, 2] = np.maximum(targets[:, 2], 0.02)

@@ -56,11 +56,13 @@ BUTTON_PREFIX = "button/"
 #: Tabletop layout: each task's Metaworld placement shifted by these offsets (sim frame, m).
 #: The puck and its goal land in x [-0.17, 0.03], y [0.55, 0.85]; the button box (half-width
 #: 0.12 m) in x [0.2, 0.4], y [0.7, 0.8], so its edge stays >= 3 cm clear of the puck's side
-#: of the table; every point stays reachable gripper-down by the iiwa 7 from the calibrated
-#: overhead mount (checked in test/test_sim_cell.py).
+#: of the table; the reach goal in x [-0.25, -0.05], y [0.8, 0.9], z [0.05, 0.3], so a hand at it
+#: (gripper body half-length 0.07 m along sim x) stays >= 3 cm clear of the box (unshifted, a goal
+#: at x 0.1 sat against the box and the arm stopped at its wall); every point stays reachable
+#: gripper-down by the iiwa 7 from the calibrated overhead mount (checked in test/test_sim_cell.py).
 TABLETOP_PUSH_OFFSET = (-0.07, -0.05, 0.0)
 TABLETOP_BUTTON_OFFSET = (0.3, -0.1, 0.0)
-TABLETOP_REACH_OFFSET = (0.0, 0.0, 0.0)
+TABLETOP_REACH_OFFSET = (-0.15, 0.0, 0.0)
 #: Hand start of the tabletop scene (Metaworld hand position, sim frame, m).
 TABLETOP_HAND_START = (0.0, 0.6, 0.2)
 
