@@ -220,3 +220,21 @@ def test_missing_file_and_written_report(tmp_path):
     import json
     data = json.loads(path.read_text())
     assert data["success"] and data["agent"] == "x" and len(data["steps"]) == 3
+
+
+def test_reach_tour_offsets_put_every_goal_where_reach_learned_goals():
+    """The tour drives one skill to three markers; each step's task_offset must bring its marker into
+    reach-v3's training goal box (Metaworld: x [-0.1, 0.1], y [0.8, 0.9], z [0.05, 0.3]) on every
+    tabletop placement, or the policy sees a goal it never learned."""
+    from legion_bridge.sim.cell import TABLETOP, Cell
+
+    steps = yaml.safe_load((CONFIG / "tabletop_reach_tour.yaml").read_text())["steps"]
+    assert len(steps) >= 3 and {s["skill"] for s in steps} == {"reach-v3"}
+    low, high = np.array([-0.1, 0.8, 0.05]), np.array([0.1, 0.9, 0.3])
+    cell = Cell(TABLETOP, seed=0)
+    for seed in range(10):
+        cell.reset(seed=seed)
+        for step in steps:
+            b = step["binding"]
+            seen = cell.object_pose(b["goal_object"])[0] - np.asarray(b["task_offset"])
+            assert np.all(seen >= low - 1e-6) and np.all(seen <= high + 1e-6), (seed, step["name"], seen)
