@@ -23,8 +23,10 @@ import yaml
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config" / "training"
 NAMED_CONFIGS = ("smoke", "cpu", "paper")
 
+#: Metaworld's ``reward_function_version`` values (``env.reward_versions``) and the one of unlisted tasks.
+REWARD_VERSIONS = ("v1", "v2")
+DEFAULT_REWARD_VERSION = "v2"
 #: Algorithms selectable by ``run.algorithm`` (see docs/training.md).
-REWARD_VERSIONS = ("v1", "v2")  # Metaworld's reward_function_version values
 ALGORITHMS = ("legion", "legion_gaussian", "sac", "sac_lang", "mtsac")
 
 

@@ -23,6 +23,7 @@ import numpy as np
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 from legion_policy.observation_layout import METAWORLD39, ObservationLayout, get_layout  # noqa: E402
+from legion_training.config import DEFAULT_REWARD_VERSION, REWARD_VERSIONS  # noqa: E402
 
 def instruction_for(task: str, overrides: dict | None = None) -> str:
     """The instruction text of ``task``: config override, else legion_policy.language's default,
@@ -100,7 +101,7 @@ class MetaworldTask:
 
     def __init__(self, name: str, layout: str | ObservationLayout = "compact12", *, seed: int = 0,
                  episode_length: int = 150, normalize_reward: bool = True, reward_norm_eps: float = 1e-8,
-                 benchmark=None, reward_version: str = "v2") -> None:
+                 benchmark=None, reward_version: str = DEFAULT_REWARD_VERSION) -> None:
         """``benchmark``: an existing ``metaworld.MT1`` of this task to share its variations (and skip
         building another); ``seed`` then only seeds the choice of variation per episode.
         ``reward_version``: Metaworld's ``reward_function_version`` ("v2" default, "v1" the original
@@ -114,8 +115,8 @@ class MetaworldTask:
             self._benchmark = benchmark if benchmark is not None else metaworld.MT1(name, seed=seed)
         except ValueError as exc:  # "<name> is not a V3 environment"
             raise ValueError(f"unknown Metaworld task {name!r} ({exc}); known v3 tasks: {known_tasks()}") from None
-        if reward_version not in ("v1", "v2"):
-            raise ValueError(f"{name}: reward_version {reward_version!r}: expected 'v1' or 'v2'")
+        if reward_version not in REWARD_VERSIONS:
+            raise ValueError(f"{name}: reward_version {reward_version!r}: expected one of {REWARD_VERSIONS}")
         self.reward_version = reward_version
         self._env = self._benchmark.train_classes[name](reward_function_version=reward_version)
         self._variations = list(self._benchmark.train_tasks)
@@ -184,4 +185,4 @@ def make_task(name: str, env_cfg, seed: int) -> MetaworldTask:
     """A task from the ``env`` section of a TrainConfig."""
     return MetaworldTask(name, env_cfg.layout, seed=seed, episode_length=env_cfg.episode_length,
                          normalize_reward=env_cfg.normalize_reward, reward_norm_eps=env_cfg.reward_norm_eps,
-                         reward_version=env_cfg.reward_versions.get(name, "v2"))
+                         reward_version=env_cfg.reward_versions.get(name, DEFAULT_REWARD_VERSION))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from legion_policy.observation_layout import COMPACT12, METAWORLD39
+from legion_policy.observation_layout import COMPACT12, HAND_FROM_TCP_M, METAWORLD39
 from legion_training.envs import MetaworldTask, RunningStd, instruction_for, layout_indices
 
 
@@ -67,11 +67,11 @@ def test_reward_version_changes_the_reward_shape_not_success():
         env = MetaworldTask("reach-v3", "compact12", seed=0, normalize_reward=False, reward_version=version)
         obs, rows = env.reset(variation=0), []
         for _ in range(60):  # move the fingertip centre (hand - HAND_FROM_TCP_M) straight to the goal
-            tcp = COMPACT12.get(obs, "hand_pos") - np.array([0.0, 0.0, 0.045])
+            tcp = COMPACT12.get(obs, "hand_pos") - np.asarray(HAND_FROM_TCP_M)
             step = np.clip((COMPACT12.get(obs, "goal_pos") - tcp) * 30.0, -1.0, 1.0)
             r = env.step(np.append(step, 0.0))
             obs = r.obs
-            tcp = COMPACT12.get(obs, "hand_pos") - np.array([0.0, 0.0, 0.045])
+            tcp = COMPACT12.get(obs, "hand_pos") - np.asarray(HAND_FROM_TCP_M)
             rows.append((np.linalg.norm(COMPACT12.get(obs, "goal_pos") - tcp), r.raw_reward, r.success, obs))
         runs[version] = rows
     v1, v2 = runs["v1"], runs["v2"]
