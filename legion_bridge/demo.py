@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+import yaml
+
 from legion_bridge.launcher import GraphProcesses, node_commands
 from legion_bridge.paths import config_path, default_agent_path
 
@@ -32,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="legion-demo", description=__doc__.split("\n\n")[0])
     p.add_argument("--agent", default=str(default_agent_path()), help="frozen agent directory (default: shipped)")
     p.add_argument("--sequence", default=str(config_path(DEFAULT_SEQUENCE)), help="sequence YAML")
+    p.add_argument("--scene", default="", help="simulated scene (default: the sequence's 'scene', else tabletop)")
     p.add_argument("--robot-model", default="iiwa7", choices=("iiwa7", "iiwa14"), help="simulated arm")
     p.add_argument("--seed", type=int, default=None,
                    help="seed of the simulated task instances (default: the sim arm's, 0)")
@@ -39,6 +42,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-video", action="store_true", help="do not record a video")
     p.add_argument("--timeout", type=float, default=600.0, help="wall-clock limit for the whole run [s]")
     return p
+
+
+def sequence_scene(path: str | Path) -> str:
+    """The ``scene`` a sequence file names ("" if none or unreadable: the sequencer reports file errors)."""
+    try:
+        doc = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError):
+        return ""
+    return str(doc.get("scene") or "") if isinstance(doc, dict) else ""
 
 
 def format_table(report: dict) -> str:
@@ -70,6 +82,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     values = {"agent": str(Path(args.agent).resolve()), "sequence": str(Path(args.sequence).resolve()),
               "robot_model": args.robot_model, "report_dir": str(out)}
+    scene = args.scene or sequence_scene(args.sequence)
+    if scene:
+        values["scene"] = scene
     if args.seed is not None:
         values["seed"] = str(args.seed)
     if not args.no_video:

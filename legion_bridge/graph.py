@@ -106,7 +106,7 @@ LAUNCH_ARGS: tuple[LaunchArg, ...] = (
               parameter="use_sim_time", value_type="bool"),
     LaunchArg("enable", "start with motion enabled (the real robot must start disabled)",
               {"sim": "true", "real": "false"}, nodes=("sim2real",), parameter="start_enabled", value_type="bool"),
-    LaunchArg("scene", "simulated scene: a Metaworld v3 task name (e.g. push-v3) or 'tabletop' (several tasks' objects)",
+    LaunchArg("scene", "simulated scene: a Metaworld v3 task name (e.g. push-v3) or a multi-object scene ('tabletop', 'workbench')",
               {"sim": "tabletop"}, nodes=("sim_arm",), parameter="scene"),
     LaunchArg("seed", "seed of the simulated task instances (object placement, goals); empty: sim_arm's default",
               nodes=("sim_arm",), parameter="seed", value_type="int"),

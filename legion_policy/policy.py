@@ -8,6 +8,10 @@
 * :meth:`PolicyCore.act` runs the agent's DeployedPolicy on one observation with the active
   skill's stored embedding: ``a = tanh(mean(s, mu(s, e)))``, float32, bit-identical to
   calling the in-memory network on the same float32 tensors.
+* One built-in, scripted (not learned) skill, :data:`MOVE_TO`: the hand goes straight to the
+  binding's goal with the gripper open. Sequences use it to carry the hand to the pose where
+  the next learned skill starts in training (Metaworld starts every task from one hand
+  position, so the learned skills only know their own start).
 """
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ import numpy as np
 import torch
 
 from legion_policy.agent_format import LoadedAgent, Skill
+from legion_policy.tasks import MOVE_TO
 
 #: Cosine similarity below which a free-form instruction is refused (MiniLM: paraphrases of
 #: the same manipulation score ~0.6-0.9, unrelated sentences ~0.0-0.3).
@@ -27,6 +32,14 @@ DEFAULT_SIMILARITY_THRESHOLD = 0.5
 TRACE_CHECK_SAMPLES = 64
 #: Task strings that stop the policy (it then outputs :meth:`PolicyCore.zero_action`).
 IDLE_TASKS = ("", "stop", "idle", "none")
+#: Its action per metre of remaining hand-to-goal distance, clipped to [-1, 1]. An action of 1 asks
+#: Metaworld's hand for 1 cm per step, so 50 /m closes half the remaining distance per step (no overshoot)
+#: and moves at full speed beyond 2 cm.
+MOVE_TO_GAIN_PER_M = 50.0
+#: Its gripper action: open (Metaworld semantics, <= 0 opens).
+MOVE_TO_GRIPPER = -1.0
+#: Observation fields move-to reads.
+MOVE_TO_FIELDS = ("hand_pos", "goal_pos")
 
 
 class TaskSelectionError(ValueError):
@@ -97,6 +110,7 @@ class PolicyCore:
         self._embeddings = {s.name: torch.from_numpy(s.embedding.copy()).reshape(1, -1) for s in agent.skills}
         self._active: Skill | None = None
         self._active_embedding: torch.Tensor | None = None
+        self._builtin: str | None = None
         self.last_match: TaskMatch | None = None
         self._net = agent.policy
         self.traced = False
@@ -110,6 +124,8 @@ class PolicyCore:
 
     @property
     def active_skill(self) -> str | None:
+        if self._builtin is not None:
+            return self._builtin
         return self._active.name if self._active is not None else None
 
     def preload_language_model(self) -> None:
@@ -123,6 +139,11 @@ class PolicyCore:
             return TaskMatch(None, "idle", 1.0, task)
         if text in self.agent.skill_names:
             return TaskMatch(text, "name", 1.0, task)
+        if text == MOVE_TO:
+            missing = [f for f in MOVE_TO_FIELDS if f not in self.layout.field_names]
+            if missing:
+                raise TaskSelectionError(f"{MOVE_TO}: the agent's layout {self.layout.name!r} has no {missing}")
+            return TaskMatch(MOVE_TO, "builtin", 1.0, task)
         name, score = self.matcher(text)
         return TaskMatch(name, "instruction", score, task)
 
@@ -135,10 +156,11 @@ class PolicyCore:
         try:
             m = self.match(task)
         except TaskSelectionError:
-            self._active, self._active_embedding = None, None
+            self._active, self._active_embedding, self._builtin = None, None, None
             self.last_match = TaskMatch(None, "refused", 0.0, task)
             raise
-        if m.skill is None:
+        self._builtin = MOVE_TO if m.skill == MOVE_TO else None
+        if m.skill is None or self._builtin is not None:
             self._active, self._active_embedding = None, None
         else:
             self._active = self.agent.skill(m.skill)
@@ -184,7 +206,9 @@ class PolicyCore:
             raise ValueError(f"observation has {x.size} values, layout {self.layout.name!r} needs {self.layout.size}")
         if not np.all(np.isfinite(x)):
             raise ValueError("observation contains NaN or inf")
-        if self._active_embedding is None:
+        if self._builtin == MOVE_TO:
+            action = self._move_to(x)
+        elif self._active_embedding is None:
             action = self.zero_action()
         else:
             with torch.inference_mode():
@@ -192,4 +216,12 @@ class PolicyCore:
             action = out.numpy().reshape(-1).copy()
         self.last_inference_s = time.perf_counter() - t0
         self.steps += 1
+        return action
+
+    def _move_to(self, obs: np.ndarray) -> np.ndarray:
+        """The built-in move-to action: straight at the goal, gripper open."""
+        hand, goal = (self.layout.get(obs, f) for f in MOVE_TO_FIELDS)
+        action = self.zero_action()
+        action[:3] = np.clip(MOVE_TO_GAIN_PER_M * (goal - hand), -1.0, 1.0)
+        action[3] = MOVE_TO_GRIPPER
         return action

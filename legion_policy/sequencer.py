@@ -5,6 +5,7 @@ A sequence file (YAML)::
     name: tabletop-clean
     k_consecutive: 3            # default per step: successes in a row needed to advance
     timeout_s: 30.0             # default per step [s]
+    scene: tabletop             # optional: the simulated scene it is written for (legion-demo starts it)
     settle_s: 0.2               # default per step: observations this soon after a switch are ignored
     steps:
       - skill: reach-v3                          # a skill name of the agent, or
@@ -33,8 +34,8 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from legion_policy.observation_layout import ObservationLayout
-from legion_policy.success import PREDICATES, SuccessPredicate
-from legion_policy.tasks import default_binding, quat_order, validate_binding
+from legion_policy.success import get_predicate, SuccessPredicate
+from legion_policy.tasks import MOVE_TO, MOVE_TO_BINDING, default_binding, quat_order, validate_binding
 
 #: Defaults when neither the step nor the sequence says otherwise.
 DEFAULT_K_CONSECUTIVE = 3
@@ -44,7 +45,7 @@ DEFAULT_SETTLE_S = 0.2
 STOP_TASK = "stop"
 
 STEP_KEYS = {"name", "skill", "instruction", "binding", "timeout_s", "k_consecutive", "settle_s"}
-SEQUENCE_KEYS = {"name", "description", "steps", "k_consecutive", "timeout_s", "settle_s"}
+SEQUENCE_KEYS = {"name", "description", "scene", "steps", "k_consecutive", "timeout_s", "settle_s"}
 
 
 class SequenceError(ValueError):
@@ -121,7 +122,11 @@ def build_step(entry: Mapping[str, Any], index: int, skills: SkillInfo, match: M
         except ValueError as exc:
             raise SequenceError(f"{where}: {exc}") from None
     pred_name = skills[skill].get("predicate")
-    if pred_name is None or pred_name not in PREDICATES:
+    try:
+        predicate = get_predicate(pred_name) if pred_name is not None else None
+    except KeyError:
+        predicate = None
+    if predicate is None:
         raise SequenceError(f"{where}: skill {skill!r} has no success predicate, the sequencer cannot judge it")
     base = dict(skills[skill].get("binding") or default_binding(skill))
     override = entry.get("binding") or {}
@@ -137,8 +142,10 @@ def build_step(entry: Mapping[str, Any], index: int, skills: SkillInfo, match: M
         binding = validate_binding({"skill": skill, **merged}, f"{where} binding")
     except ValueError as exc:
         raise SequenceError(str(exc)) from None
+    if skill == MOVE_TO and binding.get("goal") is None and binding.get("goal_object") is None:
+        raise SequenceError(f"{where}: {MOVE_TO} needs a target: binding 'goal' [x, y, z] or 'goal_object'")
     return Step(name=str(entry.get("name") or f"{index + 1}:{skill}"), task=task, skill=skill,
-                predicate=PREDICATES[pred_name], binding=binding,
+                predicate=predicate, binding=binding,
                 timeout_s=_num(entry.get("timeout_s", defaults["timeout_s"]), f"{where}: timeout_s", 1e-3),
                 k_consecutive=_num(entry.get("k_consecutive", defaults["k_consecutive"]),
                                    f"{where}: k_consecutive", 1, integer=True),
@@ -366,5 +373,7 @@ def write_report(report: Mapping[str, Any], report_dir: str | Path, name: str = 
 
 
 def skills_from_agent(agent) -> dict[str, dict]:
-    """SkillInfo from a :class:`legion_policy.agent_format.LoadedAgent`."""
-    return {s.name: {"predicate": s.success_predicate, "binding": s.binding} for s in agent.skills}
+    """SkillInfo from a :class:`legion_policy.agent_format.LoadedAgent`, plus the built-in move-to."""
+    skills = {s.name: {"predicate": s.success_predicate, "binding": s.binding} for s in agent.skills}
+    skills.setdefault(MOVE_TO, {"predicate": MOVE_TO, "binding": dict(MOVE_TO_BINDING)})
+    return skills

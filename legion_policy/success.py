@@ -216,10 +216,20 @@ UNOBSERVABLE_TASKS: dict[str, str] = {
 del _P
 
 
+def _hand_to_goal(f: Mapping[str, np.ndarray]) -> np.ndarray:
+    return _norm(f["hand_pos"] - f["goal_pos"])
+
+
+#: Predicates of the policy's built-in (scripted) skills: not Metaworld tasks.
+BUILTIN_PREDICATES: dict[str, SuccessPredicate] = {p.task: p for p in (
+    SuccessPredicate("move-to", 0.02, ("hand_pos", "goal_pos"), "hand within 0.02 m of the goal (3-D)", _hand_to_goal),
+)}
+
+
 def get_predicate(task: str) -> SuccessPredicate:
-    """The predicate of a task; KeyError listing the known tasks if unknown."""
+    """The predicate of a task (or built-in skill); KeyError listing the known tasks if unknown."""
     try:
-        return PREDICATES[task]
+        return PREDICATES[task] if task in PREDICATES else BUILTIN_PREDICATES[task]
     except KeyError:
         raise KeyError(f"no success predicate for task {task!r}; known: {sorted(PREDICATES)}") from None
 

@@ -19,11 +19,18 @@ QUAT_ORDER_BY_TASK: dict[str, str] = {
     "peg-insert-side-v3": "xyzw",
     "drawer-open-v3": "wxyz", "button-press-topdown-v3": "wxyz",
     "drawer-close-v3": "zero", "window-open-v3": "zero", "window-close-v3": "zero",
+    # beyond MT10 (metaworld 3.1.1 _get_quat_objects)
+    "handle-press-v3": "zero",
 }
 assert set(QUAT_ORDER_BY_TASK.values()) <= set(QUAT_ORDERS)
 
 #: Largest accepted ``task_offset`` component [m]: more than a table's length is a mistake, not a cell.
 MAX_TASK_OFFSET_M = 1.0
+
+#: Name of the policy's built-in move-to skill (scripted, not learned: legion_policy.policy).
+MOVE_TO = "move-to"
+#: Its binding before a sequence step adds the goal (no objects; the goal is the hand's target).
+MOVE_TO_BINDING = {"objects": [], "goal": None, "goal_object": None, "quat_order": "xyzw"}
 
 #: Names of the tracked object and goal in the single-task scenes of the sim cell.
 SINGLE_TASK_OBJECT = "object"

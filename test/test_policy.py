@@ -92,3 +92,27 @@ def test_idle_words_and_bad_observations(agent_and_model, observations):
     bad[5] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         core.act(bad)
+
+
+def test_builtin_move_to_heads_for_the_goal_without_overshoot(agent_and_model):
+    """move-to is scripted: full speed towards the goal when far, half the remaining distance (in
+    Metaworld's 1 cm action units) when near, gripper open; it is no agent skill and says so."""
+    agent, _ = agent_and_model
+    core = PolicyCore(agent)
+    assert "move-to" not in agent.skill_names
+    m = core.select("move-to")
+    assert (m.skill, m.by) == ("move-to", "builtin") and core.active_skill == "move-to"
+    lay = agent.layout
+    hand = np.array([0.0, 0.6, 0.2])
+    for goal, expect in (([0.3, 0.4, 0.2], [1.0, -1.0, 0.0]), ([0.004, 0.59, 0.2], [0.2, -0.5, 0.0])):
+        obs = np.zeros(lay.size, dtype=np.float32)
+        obs[lay.slice("hand_pos")] = hand
+        obs[lay.slice("goal_pos")] = goal
+        a = core.act(obs)
+        np.testing.assert_allclose(a[:3], expect, atol=1e-5)
+        assert a[3] == -1.0
+    # a learned skill after it runs the network again; idle stops it
+    core.select("push-v3")
+    assert core.active_skill == "push-v3"
+    core.select("stop")
+    assert core.active_skill is None and not np.any(core.act(np.zeros(lay.size, dtype=np.float32)))

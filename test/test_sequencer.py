@@ -183,17 +183,24 @@ def real_agent(tmp_path_factory):
 
 @pytest.mark.parametrize("name", sorted(p.name for p in CONFIG.glob("*.yaml")))
 def test_shipped_sequences_resolve_against_an_agent(name, real_agent):
-    matcher = SkillMatcher(real_agent.skill_names, real_agent.embedding_matrix())
-    seq = load_sequence_file(CONFIG / name, skills_from_agent(real_agent), matcher)
+    """Each shipped sequence resolves (the workbench one against the shipped agent, whose skills it
+    chains) and binds only names its scene tracks."""
+    from legion_bridge.paths import default_agent_path
+    from legion_bridge.sim.cell import MULTI_OBJECT_SCENES
+
     doc = yaml.safe_load((CONFIG / name).read_text())
+    agent = real_agent if doc["scene"] == "tabletop" else load_agent(default_agent_path())
+    matcher = SkillMatcher(agent.skill_names, agent.embedding_matrix())
+    seq = load_sequence_file(CONFIG / name, skills_from_agent(agent), matcher)
+    tracked = {n for p in MULTI_OBJECT_SCENES[doc["scene"]].placements for n in (p.object, p.goal) if n}
     assert len(seq.steps) == len(doc["steps"])
     for step, entry in zip(seq.steps, doc["steps"]):
         assert step.task == entry.get("skill", entry.get("instruction"))
         if "instruction" in entry:
             assert step.similarity >= matcher.threshold
-        assert step.binding["objects"][0] in ("puck", "button")
-        assert step.binding["goal_object"] in ("reach_goal", "push_goal", "button_goal")
-    SequenceRunner(seq, real_agent.layout)
+        assert set(step.binding["objects"]) <= tracked
+        assert step.binding["goal_object"] in tracked or step.binding["goal"] is not None
+    SequenceRunner(seq, agent.layout)
 
 
 def test_instruction_steps_resolve_with_minilm_and_single_task(real_agent):
@@ -238,3 +245,48 @@ def test_reach_tour_offsets_put_every_goal_where_reach_learned_goals():
             b = step["binding"]
             seen = cell.object_pose(b["goal_object"])[0] - np.asarray(b["task_offset"])
             assert np.all(seen >= low - 1e-6) and np.all(seen <= high + 1e-6), (seed, step["name"], seen)
+
+
+def test_move_to_is_offered_beside_the_agent_skills_and_needs_a_target(tmp_path):
+    path, _ = make_agent(tmp_path / "agent", seed=0)
+    skills = skills_from_agent(load_agent(path))
+    assert skills["move-to"]["predicate"] == "move-to"
+    seq = build_sequence({"steps": [{"skill": "move-to", "binding": {"goal": [0.1, 0.5, 0.2]}}]}, skills, no_language)
+    step = seq.steps[0]
+    assert step.binding["goal"] == [0.1, 0.5, 0.2] and step.binding["objects"] == []
+    obs = np.zeros(METAWORLD39.size)
+    obs[METAWORLD39.slice("goal_pos")] = [0.1, 0.5, 0.2]
+    obs[METAWORLD39.slice("hand_pos")] = [0.1, 0.5, 0.215]
+    assert step.predicate(obs, METAWORLD39)            # within 2 cm
+    obs[METAWORLD39.slice("hand_pos")] = [0.1, 0.5, 0.23]
+    assert not step.predicate(obs, METAWORLD39)
+    with pytest.raises(SequenceError, match="move-to needs a target"):
+        build_sequence({"steps": [{"skill": "move-to"}]}, skills, no_language)
+
+
+def test_workbench_sequence_matches_the_scene_and_starts_each_skill_where_it_learned():
+    """The workbench demo: its task offsets are the scene's own shifts, every learned skill is a
+    different one, the hand starts at the first skill's training start and the move-to before each
+    other skill ends at that skill's Metaworld hand start + its offset (+ the cell's start lift)."""
+    from legion_bridge.sim.cell import MULTI_OBJECT_SCENES, START_LIFT_M, WORKBENCH, metaworld_env_class
+
+    doc = yaml.safe_load((CONFIG / "workbench.yaml").read_text())
+    assert doc["scene"] == WORKBENCH
+    layout = MULTI_OBJECT_SCENES[WORKBENCH]
+    offsets = {p.task: list(p.offset) for p in layout.placements}
+
+    def start(task):
+        return (np.asarray(metaworld_env_class(task)().hand_init_pos) + offsets[task]
+                + [0.0, 0.0, START_LIFT_M.get(task, 0.0)])
+
+    steps = doc["steps"]
+    learned = [s for s in steps if s["skill"] != "move-to"]
+    assert len(learned) >= 3 and len({s["skill"] for s in learned}) == len(learned)
+    assert {s["skill"] for s in learned} == set(offsets)
+    np.testing.assert_allclose(layout.hand_start, start(learned[0]["skill"]), atol=1e-6)
+    for k, step in enumerate(steps):
+        if step["skill"] != "move-to":
+            assert step["binding"]["task_offset"] == offsets[step["skill"]], step
+            if k > 0:
+                assert steps[k - 1]["skill"] == "move-to"
+                np.testing.assert_allclose(steps[k - 1]["binding"]["goal"], start(step["skill"]), atol=1e-6)

@@ -7,7 +7,7 @@ import mujoco
 import numpy as np
 import pytest
 
-from legion_bridge.sim.cell import MT10_TASKS, TABLETOP, Cell
+from legion_bridge.sim.cell import START_LIFT_M, TABLETOP, TASK_OBJECTS, Cell
 from legion_policy.observation_layout import HAND_FROM_TCP_M, quat_in_order
 from legion_policy.tasks import quat_order
 
@@ -15,7 +15,7 @@ warnings.filterwarnings("ignore", category=UserWarning)
 SAWYER_BODIES = ("base", "mocap", "hand", "right_hand", "rightclaw_it", "leftpad")
 
 
-@pytest.mark.parametrize("task", MT10_TASKS)
+@pytest.mark.parametrize("task", sorted(TASK_OBJECTS))
 def test_task_scene_matches_metaworld_instance(task):
     """Sawyer gone, iiwa in; object/goal as Metaworld computes obs[4:11] and obs[36:39]; hand at the start."""
     cell = Cell(task, seed=7)
@@ -31,8 +31,10 @@ def test_task_scene_matches_metaworld_instance(task):
     ours = quat_in_order(np.r_[q[3], q[:3]], quat_order(task))
     assert min(np.abs(ours - mw_q).max(), np.abs(ours + mw_q).max()) < 1e-6  # q and -q: same rotation
     np.testing.assert_allclose(cell.object_pose("goal")[0], obs[36:39], atol=1e-9)
-    # the hand (tcp + HAND_FROM_TCP_M) starts where Metaworld's does, gripper pointing down, open
-    np.testing.assert_allclose(cell.hand_pos(), env.hand_init_pos, atol=1e-3)
+    # the hand (tcp + HAND_FROM_TCP_M) starts where Metaworld's does (raised by START_LIFT_M), gripper
+    # pointing down, open
+    lift = np.array([0.0, 0.0, START_LIFT_M.get(task, 0.0)])
+    np.testing.assert_allclose(cell.hand_pos(), env.hand_init_pos + lift, atol=1e-3)
     _, R = cell.tcp_pose()
     assert R[:, 2] @ np.array([0.0, 0.0, -1.0]) > 0.999
     assert cell.gripper_gap() > 0.095
@@ -101,3 +103,55 @@ def test_tabletop_objects_coexist_apart_and_reachable():
 def test_unknown_scene_is_rejected_with_the_list():
     with pytest.raises(ValueError, match="unknown scene 'push-v9'"):
         Cell("push-v9")
+
+
+def test_workbench_objects_coexist_apart_and_reachable():
+    """drawer-close, button-press and reach in one scene: no object touches another over ten
+    placements, each skill sees its task where Metaworld puts it (tracked pose - the layout offset
+    lies in the training range), and every object and goal is reachable gripper-down."""
+    from legion_bridge.sim.cell import MULTI_OBJECT_SCENES, WORKBENCH
+
+    layout = MULTI_OBJECT_SCENES[WORKBENCH]
+    cell = Cell(WORKBENCH, seed=0)
+    assert set(cell.tasks) == {"drawer-close-v3", "handle-press-v3", "reach-v3"}
+    assert set(cell.tracked) == {"drawer", "handle", "puck", "drawer_goal", "handle_goal", "reach_goal"}
+    off = {p.object: np.asarray(p.offset) for p in layout.placements}
+    off.update({p.goal: np.asarray(p.offset) for p in layout.placements})
+    m = cell.model
+    roots = {name: m.body(name).id for name in ("drawer", "handle/box", "reach/obj")}
+    for seed in range(10):
+        cell.reset(seed=seed)
+        cell.step(200)
+        d = cell.data
+        for c in d.contact[:d.ncon]:
+            pair = {int(m.body_rootid[m.geom_bodyid[c.geom1]]), int(m.body_rootid[m.geom_bodyid[c.geom2]])}
+            assert len(pair & set(roots.values())) < 2, f"seed {seed}: two objects touch"
+        pts = {k: cell.object_pose(k)[0] for k in cell.tracked}
+        seen = {k: pts[k] - off[k] for k in pts}
+        # Metaworld's ranges: drawer and handle box x [-0.1, 0.1]; reach goal box
+        assert abs(seen["drawer"][0]) <= 0.1 + 1e-6 and abs(seen["handle"][0] + 0.0) <= 0.1 + 1e-6
+        assert np.all(seen["reach_goal"] >= [-0.1, 0.8, 0.05]) and np.all(seen["reach_goal"] <= [0.1, 0.9, 0.3])
+        # the drawer's right edge (half-width 0.118) >= 4 cm left of the handle box (half-width 0.087)
+        assert pts["drawer"][0] + 0.118 + 0.04 <= pts["handle"][0] - 0.087 + 1e-6
+        # a hand at a reach goal (gripper half-width 0.03 along y) stays in front of the closed drawer's
+        # handle and of the lever (its front 2.2 cm before the tracked handle point)
+        assert pts["reach_goal"][1] + 0.03 < min(pts["drawer_goal"][1], pts["handle"][1] - 0.022)
+        targets = np.array(list(pts.values()))
+        targets[:, 2] = np.maximum(targets[:, 2], 0.02)
+        res = cell.kin.ik(cell.sim_from_base.inverse().apply(targets))
+        assert np.all(res.success), dict(zip(pts, res.position_error))
+    np.testing.assert_allclose(cell.hand_pos(), layout.hand_start, atol=1e-3)
+
+
+def test_real2sim_subscribes_to_every_name_the_sim_scenes_track():
+    import yaml
+
+    from legion_bridge.paths import config_path
+    from legion_bridge.sim.cell import MULTI_OBJECT_SCENES
+
+    doc = yaml.safe_load(config_path("real2sim.yaml").read_text())
+    subscribed = set(doc["/**"]["ros__parameters"]["tracked_objects"])
+    assert {"object", "goal"} <= subscribed
+    for name, layout in MULTI_OBJECT_SCENES.items():
+        names = {n for p in layout.placements for n in (p.object, p.goal) if n}
+        assert names <= subscribed, (name, names - subscribed)

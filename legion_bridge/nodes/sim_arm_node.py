@@ -76,7 +76,7 @@ class SimArmNode(Node):
         p = {}
         p["robot_model"] = declare(self, "robot_model", "iiwa7", "robot model: iiwa7, iiwa14 or a URDF path")
         p["scene"] = declare(self, "scene", "push-v3",
-                             f"simulated scene: a Metaworld v3 task name or 'tabletop' ({', '.join(SCENES)})")
+                             f"simulated scene: a Metaworld v3 task name or a multi-object scene ({', '.join(SCENES)})")
         p["seed"] = declare(self, "seed", 0, "seed of the task instances (object placement, goals)")
         self.rtf = float(declare(self, "real_time_factor", 1.0,
                                  "simulation speed: 1.0 = real time, 2.0 = twice as fast, <= 0 = as fast as possible"))

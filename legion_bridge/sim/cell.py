@@ -1,8 +1,10 @@
 """The simulated cell: the iiwa + gripper in Metaworld v3 task scenes (ROS-free).
 
-A scene is either one Metaworld v3 task (``"push-v3"``, any of :data:`MT10_TASKS`) or the
-multi-object scene ``"tabletop"``. It is built with MjSpec from the task XML shipped in
-the installed ``metaworld`` package (``metaworld/assets/sawyer_xyz/*.xml``):
+A scene is either one Metaworld v3 task (``"push-v3"``, any task of :data:`TASK_OBJECTS`: MT10
+and handle-press) or a multi-object scene of :data:`MULTI_OBJECT_SCENES` (``"tabletop"``: push,
+button-press-topdown, reach; ``"workbench"``: drawer-close, handle-press, reach, the shipped
+agent's skills). It is built with MjSpec from the task XML shipped in the installed
+``metaworld`` package (``metaworld/assets/sawyer_xyz/*.xml``):
 
 1. the Sawyer is removed: the mocap weld and the gripper actuators are deleted and the
    ``base`` (Sawyer + pedestal) and ``mocap`` bodies detached; table, walls and the task
@@ -21,7 +23,8 @@ position (hand = tcp + HAND_FROM_TCP_M), solved with :class:`legion_bridge.robot
 Tracked objects (the names published by sim_arm on ``/objects/<name>/pose``):
 single-task scenes: ``object`` (what Metaworld puts in obs[4:7], computed the same way, see
 :data:`TASK_OBJECTS`) and ``goal``; ``tabletop``: ``puck``, ``button``, ``push_goal``,
-``button_goal``, ``reach_goal``.
+``button_goal``, ``reach_goal``; ``workbench``: ``drawer``, ``handle``, ``puck``, ``drawer_goal``,
+``handle_goal``, ``reach_goal``.
 """
 from __future__ import annotations
 
@@ -45,10 +48,9 @@ from legion_policy.tasks import quat_order
 #: The MT10 tasks (all have a single-task scene).
 MT10_TASKS = ("reach-v3", "push-v3", "pick-place-v3", "door-open-v3", "drawer-open-v3", "drawer-close-v3",
               "button-press-topdown-v3", "peg-insert-side-v3", "window-open-v3", "window-close-v3")
-#: Name of the multi-object scene.
+#: Names of the multi-object scenes (layouts: :data:`MULTI_OBJECT_SCENES`).
 TABLETOP = "tabletop"
-#: Every scene name the cell accepts.
-SCENES = MT10_TASKS + (TABLETOP,)
+WORKBENCH = "workbench"
 #: Gripper command at reset (Metaworld resets with the gripper open).
 RESET_GRIPPER_COMMAND = -1.0
 #: Prefix of the button-box bodies attached into the tabletop scene.
@@ -65,6 +67,24 @@ TABLETOP_BUTTON_OFFSET = (0.3, -0.1, 0.0)
 TABLETOP_REACH_OFFSET = (-0.15, 0.0, 0.0)
 #: Hand start of the tabletop scene (Metaworld hand position, sim frame, m).
 TABLETOP_HAND_START = (0.0, 0.6, 0.2)
+#: Prefixes of the bodies attached into the workbench scene from the handle-press and reach XMLs.
+HANDLE_PREFIX = "handle/"
+REACH_PREFIX = "reach/"
+#: Workbench layout (sim frame, m). Placed by Metaworld within +-0.1 m in x, drawer-close's drawer
+#: (case half-width 0.118 m) shifted to -x and handle-press's box (half-width 0.087 m) to +x stay
+#: >= 5 cm apart; the handle box also goes 20 cm back, so its lever (front >= 0.76 m) stays clear of
+#: the reach goals. Reach's goal box (x [-0.1, 0.1], y [0.8, 0.9], z [0.05, 0.3]) and its puck are
+#: shifted toward the robot (its start then sits on the workspace's near edge, y 0.4): goals y
+#: [0.6, 0.7], in front of the closed drawer (handle at y 0.74) and of the lever. The hand starts at
+#: the drawer skill's training start (Metaworld's + the drawer offset). Every object and goal is
+#: reachable gripper-down (test/test_sim_cell.py).
+WORKBENCH_DRAWER_OFFSET = (-0.26, 0.0, 0.0)
+WORKBENCH_HANDLE_OFFSET = (0.22, 0.2, 0.0)
+WORKBENCH_REACH_OFFSET = (0.0, -0.2, 0.0)
+WORKBENCH_HAND_START = (-0.26, 0.6, 0.2)
+#: Hand start raised above Metaworld's, per task [m]: handle-press starts the Sawyer's hand 3 cm above
+#: the lever; our fingers reach 4.5 cm below the hand (HAND_FROM_TCP_M) and would start inside it.
+START_LIFT_M: dict[str, float] = {"handle-press-v3": 0.04}
 
 
 @dataclass(frozen=True)
@@ -87,7 +107,7 @@ class ObjectRef:
         return ObjectRef(self.pos_kind, prefix + self.pos_name, self.rot_kind, prefix + self.rot_name, self.offset)
 
 
-#: Object 1 of each MT10 task (metaworld 3.1.1 ``_get_pos_objects`` / ``_get_quat_objects``).
+#: Object 1 of each task with a cell scene (metaworld 3.1.1 ``_get_pos_objects`` / ``_get_quat_objects``).
 TASK_OBJECTS: dict[str, ObjectRef] = {
     "reach-v3": ObjectRef("body", "obj", "geom", "objGeom"),
     "push-v3": ObjectRef("body", "obj", "geom", "objGeom"),
@@ -99,6 +119,8 @@ TASK_OBJECTS: dict[str, ObjectRef] = {
     "peg-insert-side-v3": ObjectRef("site", "pegGrasp", "site", "pegGrasp"),
     "window-open-v3": ObjectRef("site", "handleOpenStart", "site", "handleOpenStart"),
     "window-close-v3": ObjectRef("site", "handleCloseStart", "site", "handleCloseStart"),
+    # beyond MT10: the handle press (a skill of the workbench scene)
+    "handle-press-v3": ObjectRef("site", "handleStart", "site", "handleStart"),
 }
 
 
@@ -109,6 +131,59 @@ class TaskBinding:
     task: str
     object: str | None
     goal: str
+
+
+@dataclass(frozen=True)
+class Placement:
+    """One Metaworld task in a multi-object scene: its instance (objects and goal) shifted by ``offset``.
+
+    ``object``/``goal``: the tracked names of its object 1 (None: the task has none, e.g. reach) and of
+    its goal marker. Its objects come either from the scene's base XML (``attach`` None, names
+    unprefixed: the base task) or from its own task XML, whose top-level body ``attach`` is attached
+    under ``prefix``.
+    """
+
+    task: str
+    object: str | None
+    goal: str
+    offset: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    attach: str | None = None
+    prefix: str = ""
+    goal_rgba: tuple[float, float, float, float] = (0.0, 0.8, 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class SceneLayout:
+    """A multi-object scene: the base task's XML (table, walls, its objects) plus placements.
+
+    Placement k draws its instances from a Metaworld env seeded ``seed + k``.
+    """
+
+    base: str
+    placements: tuple[Placement, ...]
+    hand_start: tuple[float, float, float]
+
+
+#: The multi-object scenes.
+MULTI_OBJECT_SCENES: dict[str, SceneLayout] = {
+    TABLETOP: SceneLayout(
+        base="push-v3",
+        placements=(Placement("push-v3", "puck", "push_goal", TABLETOP_PUSH_OFFSET),
+                    Placement("button-press-topdown-v3", "button", "button_goal", TABLETOP_BUTTON_OFFSET,
+                              attach="box", prefix=BUTTON_PREFIX, goal_rgba=(0.8, 0.8, 0.0, 1.0)),
+                    Placement("reach-v3", None, "reach_goal", TABLETOP_REACH_OFFSET, goal_rgba=(0.0, 0.4, 0.8, 1.0))),
+        hand_start=TABLETOP_HAND_START),
+    WORKBENCH: SceneLayout(
+        base="drawer-close-v3",
+        placements=(Placement("drawer-close-v3", "drawer", "drawer_goal", WORKBENCH_DRAWER_OFFSET),
+                    Placement("handle-press-v3", "handle", "handle_goal", WORKBENCH_HANDLE_OFFSET,
+                              attach="box", prefix=HANDLE_PREFIX, goal_rgba=(0.8, 0.8, 0.0, 1.0)),
+                    Placement("reach-v3", "puck", "reach_goal", WORKBENCH_REACH_OFFSET,
+                              attach="obj", prefix=REACH_PREFIX, goal_rgba=(0.0, 0.4, 0.8, 1.0))),
+        hand_start=WORKBENCH_HAND_START),
+}
+#: Every scene name the cell accepts: one task's scene (any task of TASK_OBJECTS) or a multi-object one.
+SCENES = tuple(TASK_OBJECTS) + tuple(MULTI_OBJECT_SCENES)
 
 
 def metaworld_env_class(task: str):
@@ -210,12 +285,10 @@ class Cell:
         self.sim_from_base: Transform = self.calibration.sim_from_base
         self.kin = Kinematics(self.robot, sim_from_base=self.sim_from_base)
         self._seed = int(seed)
-        if scene == TABLETOP:
-            self._placers = {"push-v3": MetaworldPlacer("push-v3", seed),
-                             "button-press-topdown-v3": MetaworldPlacer("button-press-topdown-v3", seed + 1),
-                             "reach-v3": MetaworldPlacer("reach-v3", seed + 2)}
-        else:
-            self._placers = {scene: MetaworldPlacer(scene, seed)}
+        #: the multi-object layout (None: a single-task scene)
+        self.layout: SceneLayout | None = MULTI_OBJECT_SCENES.get(scene)
+        tasks = [p.task for p in self.layout.placements] if self.layout else [scene]
+        self._placers = {task: MetaworldPlacer(task, seed + k) for k, task in enumerate(tasks)}
         self.spec = self._build_spec(servo)
         self.model = self.spec.compile()
         self.data = mujoco.MjData(self.model)
@@ -235,16 +308,16 @@ class Cell:
 
     # ------------------------------------------------------------------ building
     def _build_spec(self, servo) -> mujoco.MjSpec:
-        first = next(iter(self._placers.values()))
-        spec = mujoco.MjSpec.from_file(str(first.xml_path))
+        base = self.layout.base if self.layout else self.scene
+        spec = mujoco.MjSpec.from_file(str(self._placers[base].xml_path))
         _remove_sawyer(spec)
         spec.option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
-        if self.scene == TABLETOP:
-            bspec = mujoco.MjSpec.from_file(str(self._placers["button-press-topdown-v3"].xml_path))
-            spec.worldbody.add_frame().attach_body(bspec.body("box"), BUTTON_PREFIX, "")
-            for name, rgba in (("push_goal", (0, 0.8, 0, 1)), ("button_goal", (0.8, 0.8, 0, 1)),
-                               ("reach_goal", (0, 0.4, 0.8, 1))):
-                _add_marker(spec, name, rgba)
+        if self.layout:
+            for p in self.layout.placements:
+                if p.attach is not None:
+                    tspec = mujoco.MjSpec.from_file(str(self._placers[p.task].xml_path))
+                    spec.worldbody.add_frame().attach_body(tspec.body(p.attach), p.prefix, "")
+                _add_marker(spec, p.goal, p.goal_rgba)
         else:
             _add_marker(spec, "goal", (0, 0.8, 0, 1))
         T = self.sim_from_base
@@ -252,19 +325,16 @@ class Cell:
         return spec
 
     def _tracked_refs(self) -> dict[str, ObjectRef]:
-        if self.scene == TABLETOP:
-            return {"puck": TASK_OBJECTS["push-v3"],
-                    "button": TASK_OBJECTS["button-press-topdown-v3"].prefixed(BUTTON_PREFIX),
-                    "push_goal": ObjectRef("body", "push_goal", "body", "push_goal"),
-                    "button_goal": ObjectRef("body", "button_goal", "body", "button_goal"),
-                    "reach_goal": ObjectRef("body", "reach_goal", "body", "reach_goal")}
+        if self.layout:
+            refs = {p.object: TASK_OBJECTS[p.task].prefixed(p.prefix)
+                    for p in self.layout.placements if p.object is not None}
+            refs.update({p.goal: ObjectRef("body", p.goal, "body", p.goal) for p in self.layout.placements})
+            return refs
         return {"object": TASK_OBJECTS[self.scene], "goal": ObjectRef("body", "goal", "body", "goal")}
 
     def _bindings(self) -> tuple[TaskBinding, ...]:
-        if self.scene == TABLETOP:
-            return (TaskBinding("push-v3", "puck", "push_goal"),
-                    TaskBinding("button-press-topdown-v3", "button", "button_goal"),
-                    TaskBinding("reach-v3", None, "reach_goal"))
+        if self.layout:
+            return tuple(TaskBinding(p.task, p.object, p.goal) for p in self.layout.placements)
         return (TaskBinding(self.scene, "object", "goal"),)
 
     @property
@@ -285,21 +355,19 @@ class Cell:
                 placer.seed(self._seed + k)
         m, d = self.model, self.data
         mujoco.mj_resetData(m, d)
-        if self.scene == TABLETOP:
-            push = self._placers["push-v3"].sample()
-            button = self._placers["button-press-topdown-v3"].sample()
-            reach = self._placers["reach-v3"].sample()
-            self._apply(push, "", TABLETOP_PUSH_OFFSET)
-            self._apply(button, BUTTON_PREFIX, TABLETOP_BUTTON_OFFSET)
-            goals = {"push_goal": push["goal"] + TABLETOP_PUSH_OFFSET,
-                     "button_goal": button["goal"] + TABLETOP_BUTTON_OFFSET,
-                     "reach_goal": reach["goal"] + TABLETOP_REACH_OFFSET}
-            hand = np.array(TABLETOP_HAND_START, dtype=np.float64)
+        if self.layout:
+            goals = {}
+            for p in self.layout.placements:
+                inst = self._placers[p.task].sample()
+                if p.task == self.layout.base or p.attach is not None:  # tasks without objects place none
+                    self._apply(inst, p.prefix, p.offset)
+                goals[p.goal] = inst["goal"] + np.asarray(p.offset)
+            hand = np.array(self.layout.hand_start, dtype=np.float64)
         else:
             inst = self._placers[self.scene].sample()
             self._apply(inst, "", (0.0, 0.0, 0.0))
             goals = {"goal": inst["goal"]}
-            hand = inst["hand_init"]
+            hand = inst["hand_init"] + np.array([0.0, 0.0, START_LIFT_M.get(self.scene, 0.0)])
         for name, g in goals.items():
             m.body_pos[m.body(name).id] = g
         q = self.arm_start(hand)
