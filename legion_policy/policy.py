@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from legion_policy.agent_format import LoadedAgent, Skill
-from legion_policy.tasks import MOVE_TO
+from legion_policy.tasks import MOVE_TO, MOVE_TO_FIELDS
 
 #: Cosine similarity below which a free-form instruction is refused (MiniLM: paraphrases of
 #: the same manipulation score ~0.6-0.9, unrelated sentences ~0.0-0.3).
@@ -32,14 +32,12 @@ DEFAULT_SIMILARITY_THRESHOLD = 0.5
 TRACE_CHECK_SAMPLES = 64
 #: Task strings that stop the policy (it then outputs :meth:`PolicyCore.zero_action`).
 IDLE_TASKS = ("", "stop", "idle", "none")
-#: Its action per metre of remaining hand-to-goal distance, clipped to [-1, 1]. An action of 1 asks
-#: Metaworld's hand for 1 cm per step, so 50 /m closes half the remaining distance per step (no overshoot)
-#: and moves at full speed beyond 2 cm.
+#: The built-in move-to's action per metre of remaining hand-to-goal distance, clipped to [-1, 1]. An
+#: action of 1 asks Metaworld's hand for 1 cm per step, so 50 /m closes half the remaining distance per
+#: step (no overshoot) and moves at full speed beyond 2 cm.
 MOVE_TO_GAIN_PER_M = 50.0
-#: Its gripper action: open (Metaworld semantics, <= 0 opens).
+#: The built-in move-to's gripper action: open (Metaworld semantics, <= 0 opens).
 MOVE_TO_GRIPPER = -1.0
-#: Observation fields move-to reads.
-MOVE_TO_FIELDS = ("hand_pos", "goal_pos")
 
 
 class TaskSelectionError(ValueError):

@@ -34,7 +34,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from legion_policy.observation_layout import ObservationLayout
-from legion_policy.success import get_predicate, SuccessPredicate
+from legion_policy.success import SuccessPredicate, get_predicate
 from legion_policy.tasks import MOVE_TO, MOVE_TO_BINDING, default_binding, quat_order, validate_binding
 
 #: Defaults when neither the step nor the sequence says otherwise.
@@ -121,13 +121,10 @@ def build_step(entry: Mapping[str, Any], index: int, skills: SkillInfo, match: M
             skill, similarity = match(task)
         except ValueError as exc:
             raise SequenceError(f"{where}: {exc}") from None
-    pred_name = skills[skill].get("predicate")
     try:
-        predicate = get_predicate(pred_name) if pred_name is not None else None
+        predicate = get_predicate(skills[skill].get("predicate"))
     except KeyError:
-        predicate = None
-    if predicate is None:
-        raise SequenceError(f"{where}: skill {skill!r} has no success predicate, the sequencer cannot judge it")
+        raise SequenceError(f"{where}: skill {skill!r} has no success predicate, the sequencer cannot judge it") from None
     base = dict(skills[skill].get("binding") or default_binding(skill))
     override = entry.get("binding") or {}
     if not isinstance(override, Mapping):

@@ -31,6 +31,7 @@ from typing import Callable, Mapping
 import numpy as np
 
 from legion_policy.observation_layout import HAND_FROM_TCP_M, ObservationLayout, get_layout
+from legion_policy.tasks import MOVE_TO, MOVE_TO_FIELDS
 
 #: Fingertip centre minus ``hand`` body position in Metaworld (gripper pointing down), metres:
 #: the layout's HAND_FROM_TCP_M reversed (measured over reach-v3 rollouts here: mean
@@ -222,7 +223,7 @@ def _hand_to_goal(f: Mapping[str, np.ndarray]) -> np.ndarray:
 
 #: Predicates of the policy's built-in (scripted) skills: not Metaworld tasks.
 BUILTIN_PREDICATES: dict[str, SuccessPredicate] = {p.task: p for p in (
-    SuccessPredicate("move-to", 0.02, ("hand_pos", "goal_pos"), "hand within 0.02 m of the goal (3-D)", _hand_to_goal),
+    SuccessPredicate(MOVE_TO, 0.02, MOVE_TO_FIELDS, "hand within 0.02 m of the goal (3-D)", _hand_to_goal),
 )}
 
 
@@ -231,7 +232,8 @@ def get_predicate(task: str) -> SuccessPredicate:
     try:
         return PREDICATES[task] if task in PREDICATES else BUILTIN_PREDICATES[task]
     except KeyError:
-        raise KeyError(f"no success predicate for task {task!r}; known: {sorted(PREDICATES)}") from None
+        raise KeyError(f"no success predicate for task {task!r}; "
+                       f"known: {sorted(PREDICATES)} and built-in {sorted(BUILTIN_PREDICATES)}") from None
 
 
 def is_success(task: str, obs: np.ndarray, layout: ObservationLayout | str) -> bool | np.ndarray:

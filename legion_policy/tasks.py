@@ -29,6 +29,8 @@ MAX_TASK_OFFSET_M = 1.0
 
 #: Name of the policy's built-in move-to skill (scripted, not learned: legion_policy.policy).
 MOVE_TO = "move-to"
+#: Observation fields move-to reads (its action and its success predicate).
+MOVE_TO_FIELDS = ("hand_pos", "goal_pos")
 #: Its binding before a sequence step adds the goal (no objects; the goal is the hand's target).
 MOVE_TO_BINDING = {"objects": [], "goal": None, "goal_object": None, "quat_order": "xyzw"}
 
