@@ -111,8 +111,15 @@ def run_node(make_node, args=None, name: str = "node") -> int:
 
     ``make_node()`` builds the node; a ValueError / FileNotFoundError / NodeStartError
     raised while building is printed as one line ``<name>: <reason>`` and the process
-    exits with status 2 (a launcher then names the node). Ctrl-C and SIGTERM end the
-    process with status 0 and no traceback.
+    exits with status 2 (a launcher then names the node). Ctrl-C (SIGINT) and SIGTERM
+    end the process with status 0 and no traceback.
+
+    Both signals end the rclpy context instead of raising ``KeyboardInterrupt``: Python
+    raises that at whatever bytecode runs when the signal lands, and landing inside the
+    executor (half-way through building a callback's ``Task``, say) left rclpy printing
+    a traceback at shutdown. The handlers are set before ``rclpy.init`` so that rclpy's
+    own handler, which wakes an executor blocked in its wait, still runs and passes the
+    signal on to them.
     """
     import signal
     import sys
@@ -120,18 +127,25 @@ def run_node(make_node, args=None, name: str = "node") -> int:
     import rclpy
     from rclpy.executors import ExternalShutdownException
 
+    def stop(_signum, _frame) -> None:
+        rclpy.try_shutdown()
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
     rclpy.init(args=args)
-    # SIGTERM ends like Ctrl-C (rclpy's own handler covers SIGINT).
-    signal.signal(signal.SIGTERM, lambda *_: rclpy.try_shutdown())
     try:
         node = make_node()
-    except (ValueError, FileNotFoundError, NodeStartError) as exc:
-        print(f"{name}: {exc}", file=sys.stderr, flush=True)
-        rclpy.try_shutdown()
-        return 2
     except (KeyboardInterrupt, ExternalShutdownException):  # stopped while still starting up
         rclpy.try_shutdown()
         return 0
+    except Exception as exc:
+        if not rclpy.ok():  # stopped while still starting up: whatever building then raised is moot
+            return 0
+        if not isinstance(exc, (ValueError, FileNotFoundError, NodeStartError)):
+            raise
+        print(f"{name}: {exc}", file=sys.stderr, flush=True)
+        rclpy.try_shutdown()
+        return 2
     status = 0
     try:
         rclpy.spin(node)

@@ -1,0 +1,103 @@
+"""How a node process ends on Ctrl-C / SIGTERM (``legion_policy.ros_io.run_node``, the entry of every node).
+
+A launcher stops the graph with SIGINT, then SIGTERM. Each node must then exit promptly with status 0 and
+print nothing alarming: no ``KeyboardInterrupt`` thrown into whatever Python code the process was running
+(inside rclpy's executor that left half-built tasks and an "Exception ignored ... Traceback" at exit), and
+no hang when the node was idle, blocked in the executor's wait with no timer to wake it.
+
+Real processes over real rclpy: a small node made through ``run_node`` either busy in a timer callback when
+the signal lands, or idle with one subscription and nothing published to it.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+NODE_SCRIPT = r'''
+import sys
+import time
+
+from rclpy.node import Node
+from std_msgs.msg import String
+
+from legion_policy.ros_io import run_node
+
+BUSY_S = 0.5
+
+
+class TestNode(Node):
+    def __init__(self):
+        super().__init__("shutdown_test_node")
+        if sys.argv[1] == "busy":
+            self.create_timer(0.01, self.work)
+        else:
+            self.create_subscription(String, "/shutdown_test_nothing", lambda _m: None, 1)
+        print("started", flush=True)
+
+    def work(self):
+        try:
+            print("busy", flush=True)
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < BUSY_S:
+                pass
+        except KeyboardInterrupt:
+            print("INTERRUPTED INSIDE A CALLBACK", flush=True)
+            raise
+
+
+sys.exit(run_node(TestNode, None, "shutdown_test"))
+'''
+
+#: Seconds a node may take to exit after the signal (its busy callback runs 0.5 s to its end first).
+EXIT_WITHIN_S = 5.0
+
+
+def run_and_signal(tmp_path, mode: str, sig: int) -> tuple[int, str, float]:
+    script = tmp_path / "node.py"
+    script.write_text(NODE_SCRIPT)
+    proc = subprocess.Popen([sys.executable, str(script), mode], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=os.environ.copy())
+    lines = []
+    try:
+        ready = "busy" if mode == "busy" else "started"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if line.strip() == ready:
+                break
+        assert lines and lines[-1].strip() == ready, "node did not start:\n" + "".join(lines)
+        if mode == "busy":
+            time.sleep(0.1)  # inside the 0.5 s callback
+        else:
+            time.sleep(0.5)  # blocked in the executor's wait
+        t0 = time.monotonic()
+        proc.send_signal(sig)
+        try:
+            out, _ = proc.communicate(timeout=EXIT_WITHIN_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, _ = proc.communicate()
+            return -999, "".join(lines) + out, time.monotonic() - t0
+        return proc.returncode, "".join(lines) + out, time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.parametrize("mode", ["busy", "idle"])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_node_exits_cleanly_on_signal(tmp_path, mode, sig):
+    rc, out, took = run_and_signal(tmp_path, mode, sig)
+    assert rc != -999, f"{mode} node still running {EXIT_WITHIN_S} s after {sig.name}:\n{out}"
+    assert rc == 0, f"{mode} node exited with {rc} after {sig.name}:\n{out}"
+    assert "INTERRUPTED INSIDE A CALLBACK" not in out, out
+    assert "Traceback" not in out and "Exception ignored" not in out, out
