@@ -106,6 +106,10 @@ class NodeStartError(Exception):
     """A node cannot start (bad parameter, invalid agent, ...): one-line reason, exit status 2."""
 
 
+#: Seconds between two looks of a node process at a stop request (SIGINT/SIGTERM) while its executor is idle.
+STOP_POLL_S = 0.1
+
+
 def run_node(make_node, args=None, name: str = "node") -> int:
     """Entry point of every node process: init, build, spin, shut down cleanly.
 
@@ -114,32 +118,38 @@ def run_node(make_node, args=None, name: str = "node") -> int:
     exits with status 2 (a launcher then names the node). Ctrl-C (SIGINT) and SIGTERM
     end the process with status 0 and no traceback.
 
-    Both signals end the rclpy context instead of raising ``KeyboardInterrupt``: Python
-    raises that at whatever bytecode runs when the signal lands, and landing inside the
-    executor (half-way through building a callback's ``Task``, say) left rclpy printing
-    a traceback at shutdown. The handlers are set before ``rclpy.init`` so that rclpy's
-    own handler, which wakes an executor blocked in its wait, still runs and passes the
-    signal on to them.
+    Both signals only ask the spin loop to stop instead of raising ``KeyboardInterrupt``:
+    Python raises that at whatever bytecode runs when the signal lands, and landing inside
+    the executor (half-way through building a callback's ``Task``, say) left rclpy printing
+    a traceback at shutdown. rclpy's own handlers are not installed (they end the context at
+    once), so the node is destroyed while its context is still valid (a node may log or
+    publish on the way out) and the context ends last. The spin loop looks at the request
+    at least every ``STOP_POLL_S``, so an idle node stops too.
     """
     import signal
     import sys
+    import threading
 
     import rclpy
-    from rclpy.executors import ExternalShutdownException
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+    from rclpy.signals import SignalHandlerOptions
+
+    stop_requested = threading.Event()
 
     def stop(_signum, _frame) -> None:
-        rclpy.try_shutdown()
+        stop_requested.set()
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    rclpy.init(args=args)
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     try:
         node = make_node()
     except (KeyboardInterrupt, ExternalShutdownException):  # stopped while still starting up
         rclpy.try_shutdown()
         return 0
     except Exception as exc:
-        if not rclpy.ok():  # stopped while still starting up: whatever building then raised is moot
+        if stop_requested.is_set() or not rclpy.ok():  # stopped while starting up: what building raised is moot
+            rclpy.try_shutdown()
             return 0
         if not isinstance(exc, (ValueError, FileNotFoundError, NodeStartError)):
             raise
@@ -147,8 +157,11 @@ def run_node(make_node, args=None, name: str = "node") -> int:
         rclpy.try_shutdown()
         return 2
     status = 0
+    executor = SingleThreadedExecutor()
     try:
-        rclpy.spin(node)
+        executor.add_node(node)
+        while not stop_requested.is_set() and rclpy.ok():
+            executor.spin_once(timeout_sec=STOP_POLL_S)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except RuntimeError:
@@ -159,6 +172,7 @@ def run_node(make_node, args=None, name: str = "node") -> int:
         status = int(exc.code or 0)
     finally:
         status = getattr(node, "exit_status", status)
+        executor.shutdown(timeout_sec=0)
         node.destroy_node()
         rclpy.try_shutdown()
     return status

@@ -3,7 +3,8 @@
 A launcher stops the graph with SIGINT, then SIGTERM. Each node must then exit promptly with status 0 and
 print nothing alarming: no ``KeyboardInterrupt`` thrown into whatever Python code the process was running
 (inside rclpy's executor that left half-built tasks and an "Exception ignored ... Traceback" at exit), and
-no hang when the node was idle, blocked in the executor's wait with no timer to wake it.
+no hang when the node was idle, blocked in the executor's wait with no timer to wake it, and the node still
+able to log while it is destroyed (its context ends after it).
 
 Real processes over real rclpy: a small node made through ``run_node`` either busy in a timer callback when
 the signal lands, or idle with one subscription and nothing published to it.
@@ -48,6 +49,11 @@ class TestNode(Node):
         except KeyboardInterrupt:
             print("INTERRUPTED INSIDE A CALLBACK", flush=True)
             raise
+
+    def destroy_node(self):
+        # like sim_arm writing its state log: a node may log on its way out, while its context is still valid
+        self.get_logger().info("goodbye from destroy_node")
+        super().destroy_node()
 
 
 sys.exit(run_node(TestNode, None, "shutdown_test"))
@@ -101,3 +107,5 @@ def test_node_exits_cleanly_on_signal(tmp_path, mode, sig):
     assert rc == 0, f"{mode} node exited with {rc} after {sig.name}:\n{out}"
     assert "INTERRUPTED INSIDE A CALLBACK" not in out, out
     assert "Traceback" not in out and "Exception ignored" not in out, out
+    assert "goodbye from destroy_node" in out, out
+    assert "Failed to publish log message" not in out and "context is invalid" not in out, out
