@@ -137,7 +137,7 @@ class SuccessWatch:
 
 
 def run_graph(agent_dir: str, skill: str, episodes: int, step_timeout_s: float, seed: int, out_dir: Path,
-              log: Path) -> tuple[list[dict], float]:
+              log: Path, sim2real_params: dict | None = None) -> tuple[list[dict], float]:
     """Success per episode of ``skill`` through the sim graph (one sequencer run per episode, ``step_timeout_s``
     of simulation time at most)."""
     from std_msgs.msg import String
@@ -145,7 +145,7 @@ def run_graph(agent_dir: str, skill: str, episodes: int, step_timeout_s: float, 
     sim_seconds = step_timeout_s
     values = {"agent": agent_dir, "scene": skill, "enable": "false"}
     graph = gu.graph_commands("sim", values, ["sim_arm", "real2sim", "policy", "sim2real"],
-                              {"sim_arm": {"seed": seed}})
+                              {"sim_arm": {"seed": seed}, "sim2real": dict(sim2real_params or {})})
     procs = gu.Processes(graph, log)
     bn = None
     results = []
@@ -231,6 +231,9 @@ def main(argv=None) -> int:
     ap.add_argument("--step-timeout-s", type=float, default=DEFAULT_TIMEOUT_S,
                     help="simulation seconds a graph episode may run, as a sequence step (default: a sequence "
                          "step's default timeout); never shorter than the training episode")
+    ap.add_argument("--sim2real-param", action="append", default=[], metavar="NAME=VALUE",
+                    help="override a sim2real parameter for the graph side (YAML value), repeatable, e.g. "
+                         "max_target_lead_m=0.1; the table says which were set")
     ap.add_argument("--out", default="runs/bench/transfer", help="folder for the per-episode sequencer reports and log")
     ap.add_argument("--no-graph", action="store_true", help="only the training-environment side")
     a = ap.parse_args(argv)
@@ -250,20 +253,30 @@ def main(argv=None) -> int:
     if a.episodes < 1 or not a.step_timeout_s > 0:
         print("bench_transfer: --episodes and --step-timeout-s must be positive", file=sys.stderr)
         return 2
+    overrides = {}
+    for item in a.sim2real_param:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            print(f"bench_transfer: --sim2real-param wants NAME=VALUE, got {item!r}", file=sys.stderr)
+            return 2
+        import yaml
+
+        overrides[name.strip()] = yaml.safe_load(value)
     length = episode_length(agent)
     episode_s = length * agent.control_period_s
     step_s = max(a.step_timeout_s, episode_s)
     out = Path(a.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     print(f"agent {agent_dir} (layout {agent.layout.name}); {a.episodes} episodes per skill and side; "
-          f"episode {length} steps = {episode_s:.3f} s; graph step timeout {step_s:.1f} s; {gu.load_note()}",
+          f"episode {length} steps = {episode_s:.3f} s; graph step timeout {step_s:.1f} s; "
+          f"sim2real overrides {overrides or 'none (shipped config)'}; {gu.load_note()}",
           flush=True)
     rows = []
     for skill in skills:
         env_ok, env_s = run_env(agent, skill, a.episodes, length, a.seed)
         print(f"  {skill}: env {sum(env_ok)}/{len(env_ok)} ({env_s:.0f} s)", flush=True)
         graph_res, graph_s = ([], 0.0) if a.no_graph else run_graph(
-            agent_dir, skill, a.episodes, step_s, GRAPH_SEED_BASE + a.seed, out, out / "graph.log")
+            agent_dir, skill, a.episodes, step_s, GRAPH_SEED_BASE + a.seed, out, out / "graph.log", overrides)
         if graph_res:
             errs = [r for r in graph_res if "error" in r]
             valid = [r for r in graph_res if "error" not in r]
@@ -273,7 +286,7 @@ def main(argv=None) -> int:
                   flush=True)
         rows.append((skill, env_ok, graph_res))
     (out / "results.json").write_text(json.dumps(
-        {"episode_s": episode_s, "step_timeout_s": step_s,
+        {"episode_s": episode_s, "step_timeout_s": step_s, "sim2real_overrides": overrides,
          "skills": {s: {"env": e, "graph": g} for s, e, g in rows}}, indent=1))
 
     n_col = f"{length} steps"
