@@ -44,17 +44,22 @@ def agent_path(tmp_path_factory):
 class Source:
     """Test-side node: the scripted world publishing observations, recording what the sequencer sends."""
 
-    def __init__(self, ctx, world: ScriptedWorld | None):
+    def __init__(self, ctx, world: ScriptedWorld | None, listen_enable: bool = True):
         self.node = rclpy.create_node("scripted_observation_source", context=ctx)
         self.world = world
         self.tasks, self.bindings, self.enables, self.diags = [], [], [], []
         self.node.create_subscription(String, "/legion/task", self._task, LATCHED_QOS)
         self.node.create_subscription(String, "/legion/binding", self._binding, LATCHED_QOS)
-        self.node.create_subscription(Bool, "/legion/enable", lambda m: self.enables.append(m.data), LATCHED_QOS)
+        if listen_enable:
+            self.listen_enable()
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self.diags.append, 10)
         self.pub = self.node.create_publisher(Float32MultiArray, "/legion/observation", STREAM_QOS)
         if world is not None:
             self.node.create_timer(OBS_PERIOD_S, self._tick)
+
+    def listen_enable(self):
+        """Subscribe to /legion/enable (like sim2real)."""
+        self.node.create_subscription(Bool, "/legion/enable", lambda m: self.enables.append(m.data), LATCHED_QOS)
 
     def _task(self, msg):
         self.tasks.append(msg.data)
@@ -214,6 +219,31 @@ def test_step_clock_waits_for_the_policy(agent_path, tmp_path):
         report = json.loads((tmp_path / "report.json").read_text())
         assert report["steps"][0]["status"] == "timeout"
         assert report["steps"][0]["time_s"] == pytest.approx(0.5, abs=0.2)   # counted from the policy's start
+        ex.remove_node(node)
+        node.destroy_node()
+        src.node.destroy_node()
+
+
+def test_enable_on_start_waits_until_the_enable_reaches_a_subscriber(agent_path, tmp_path):
+    """Enabling on start (benches): the step clock must not run while no one (sim2real) hears the enable,
+    else the arm starts late and the step is short by the discovery time."""
+    with ros_context() as (ctx, ex):
+        src = Source(ctx, ScriptedWorld(stuck=("reach-v3",)), listen_enable=False)
+        doc = {"timeout_s": 0.5, "steps": [{"skill": "reach-v3",
+                                            "binding": {"objects": ["puck"], "goal_object": "reach_goal"}}]}
+        node = _sequencer(ctx, agent_path, tmp_path, doc, enable_on_start=True)
+        ex.add_node(src.node)
+        ex.add_node(node)
+        spin_until(ex, lambda: False, 1.0)       # 1 s of observations, longer than the step timeout
+        assert node.observed and node.runner.status == "pending"
+        assert src.diags and "subscriber (sim2real) on the enable topic" in src.diags[-1].status[0].message
+        src.listen_enable()
+        assert spin_until(ex, lambda: node.runner.status == "running", 3.0)
+        assert spin_until(ex, lambda: src.enables[:1] == [True], 2.0), src.enables
+        assert spin_until(ex, lambda: node.runner.finished, 3.0)
+        report = json.loads((tmp_path / "report.json").read_text())
+        assert report["steps"][0]["status"] == "timeout"
+        assert report["steps"][0]["time_s"] == pytest.approx(0.5, abs=0.2)   # counted from the subscriber's match
         ex.remove_node(node)
         node.destroy_node()
         src.node.destroy_node()

@@ -4,7 +4,10 @@ At start it validates the agent (skills, success predicates, layout from its man
 resolves the sequence (``sequence_file``, or the single step ``task``), then publishes the
 first step's task and binding (latched) so that real2sim and the policy can start. The step
 clock starts at the first valid observation once the policy has published an action
-(``wait_for_policy``). Each observation is judged with the step's
+(``wait_for_policy``) and, with ``enable_on_start``, once the enable topic reaches a
+subscriber (sim2real): a new publisher is matched only after discovery, hundreds of
+milliseconds in, and a latched enable then arrives late while the step clock already runs.
+Each observation is judged with the step's
 success predicate; after ``k_consecutive`` successes the next step's task and binding go
 out. On a timeout (or no observation within ``wait_for_observation_s``) the run fails:
 ``stop`` on the task topic (the policy outputs zero actions) and ``false`` on the enable
@@ -79,7 +82,8 @@ class SequencerNode(Node):
         self.exit_delay_s = declare(self, "exit_delay_s", 0.5,
                                     "keep spinning this long after the end so the stop messages are delivered [s]")
         enable_on_start = declare(self, "enable_on_start", False,
-                                  "publish enable=true at the first step (real robot: keep false, enable by hand)")
+                                  "publish enable=true at the first step, which starts once the enable topic "
+                                  "has a subscriber (sim2real) (real robot: keep false, enable by hand)")
         self.wait_for_policy = declare(self, "wait_for_policy", True,
                                        "start the first step only once the policy publishes actions "
                                        "(it may load for many seconds after the observations flow)")
@@ -196,6 +200,8 @@ class SequencerNode(Node):
         if self.runner.status == "pending":
             if not self.policy_seen:
                 return                      # the step clock starts when the policy acts
+            if self._enable_on_start and self.enable_pub.get_subscription_count() < 1:
+                return                      # ... and, enabling on start, when the enable reaches sim2real
             cmd = self.runner.start(now)
             if self._enable_on_start:
                 cmd = Command(task=cmd.task, binding=cmd.binding, enable=True)
@@ -207,7 +213,8 @@ class SequencerNode(Node):
             return
         if self.runner.status == "pending":
             if time.monotonic() - self._start_wall > self.wait_for_observation_s:
-                what = "valid observation" if not self.observed else "action from the policy"
+                what = ("valid observation" if not self.observed else "action from the policy" if not self.policy_seen
+                        else f"subscriber (sim2real) on {self.enable_pub.topic_name}")
                 self._apply(self.runner.abort(f"no {what} within {self.wait_for_observation_s:g} s"
                                               + (f" (last rejected observation: {self.last_invalid})"
                                                  if self.last_invalid else ""), self._now()))
@@ -222,7 +229,8 @@ class SequencerNode(Node):
         level = {"pending": WARN, "running": OK, "succeeded": OK, "failed": ERROR}[status]
         if status == "pending":
             message = ("waiting for the first observation" if not self.observed
-                       else "waiting for the policy's first action")
+                       else "waiting for the policy's first action" if not self.policy_seen
+                       else "waiting for a subscriber (sim2real) on the enable topic")
         elif status == "running":
             message = f"step {p['step']}/{p['steps_total']}: {p['skill']} ({p['consecutive']}/{p['k_consecutive']})"
         else:
