@@ -15,7 +15,8 @@ action ``tanh(mean)`` the nodes run), same episode length:
   real2sim, policy, sim2real as their own processes), and per episode: ``/sim/reset`` with a new sim_arm
   seed (a new Metaworld placement), then a one-step sequence (a ``legion_sequencer`` process with ``task`` =
   the skill, ``timeout_s`` = the step timeout (below), ``k_consecutive`` 1: ever succeeded, ``settle_s`` 0,
-  ``enable_on_start``: motion is enabled exactly when its step clock starts, and disabled again at its end)
+  ``enable_on_start``: motion is enabled when its step clock starts, which waits until sim2real is matched on
+  /legion/enable, and disabled again at its end)
   whose report decides success and says when (simulation time from the step start). Success "in the
   episode length" = success within episode_length x the agent's control period, the training environment's
   episode; success "in the step timeout" = within ``--step-timeout-s`` (default: a sequence step's default
@@ -89,30 +90,20 @@ def run_env(agent, skill: str, episodes: int, length: int, seed: int) -> tuple[l
 
 
 class SuccessWatch:
-    """Records /sim/success (ground truth of the cell) while motion is enabled in the running episode
-    (the window opens when the episode's sequencer publishes ``/legion/enable`` true at its step start)."""
+    """Records /sim/success (ground truth of the cell) while the episode's sequencer runs (motion is enabled
+    only inside it, from its step start to its end). It does not listen on /legion/enable: the sequencer
+    starts its step once that topic has a subscriber, which must be sim2real."""
 
     def __init__(self, bn: gu.BenchNode, skill: str) -> None:
-        from std_msgs.msg import Bool, String
-
-        from legion_policy.ros_io import LATCHED_QOS
+        from std_msgs.msg import String
 
         self.skill = skill
         self.lock = threading.Lock()
         self.count = 0
         self.window_ok = False
         self.open = False
-        self.armed = False
         self.closed_at: float | None = None
         bn.node.create_subscription(String, "/sim/success", self._on, 10)
-        bn.node.create_subscription(Bool, "/legion/enable", self._on_enable, LATCHED_QOS)
-
-    def _on_enable(self, msg) -> None:
-        with self.lock:
-            if msg.data and self.armed:
-                self.open, self.armed = True, False
-            elif not msg.data and self.open:
-                self.open, self.closed_at = False, time.monotonic()
 
     def _on(self, msg) -> None:
         try:
@@ -125,14 +116,19 @@ class SuccessWatch:
             if (self.open or late) and ok:
                 self.window_ok = True
 
-    def arm(self) -> None:
-        """Next enable=true opens the episode's window."""
+    def start(self) -> None:
+        """The episode's window opens (its sequencer is about to start)."""
         with self.lock:
-            self.open, self.window_ok, self.armed, self.closed_at = False, False, True, None
+            self.open, self.window_ok, self.closed_at = True, False, None
+
+    def close(self) -> None:
+        """The episode's sequencer ended (motion disabled): samples within TRUTH_GRACE_S still count."""
+        with self.lock:
+            self.open, self.closed_at = False, time.monotonic()
 
     def stop(self) -> bool:
         with self.lock:
-            self.open = self.armed = False
+            self.open = False
             return self.window_ok
 
 
@@ -193,7 +189,7 @@ def _episode(procs, watch, reset_pub, values: dict, skill: str, ep_seed: int, si
                             {"sequencer": {"timeout_s": sim_seconds, "k_consecutive": 1, "settle_s": 0.0,
                                            "exit_delay_s": 0.2, "enable_on_start": True}})
     sp = gu.Processes(seq, log)
-    watch.arm()
+    watch.start()
     sp.start()
     proc = sp.gp.procs["sequencer"]
     deadline = time.monotonic() + sim_seconds + EPISODE_SLACK_S
@@ -201,6 +197,8 @@ def _episode(procs, watch, reset_pub, values: dict, skill: str, ep_seed: int, si
         procs.check_alive()
         time.sleep(0.05)
     rc = proc.poll()
+    watch.close()
+    time.sleep(TRUTH_GRACE_S)
     sp.stop()
     truth = watch.stop()
     report_path = ep_dir / "report.json"
