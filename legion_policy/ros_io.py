@@ -144,9 +144,6 @@ def run_node(make_node, args=None, name: str = "node") -> int:
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     try:
         node = make_node()
-    except (KeyboardInterrupt, ExternalShutdownException):  # stopped while still starting up
-        rclpy.try_shutdown()
-        return 0
     except Exception as exc:
         if stop_requested.is_set() or not rclpy.ok():  # stopped while starting up: what building raised is moot
             rclpy.try_shutdown()
@@ -162,7 +159,7 @@ def run_node(make_node, args=None, name: str = "node") -> int:
         executor.add_node(node)
         while not stop_requested.is_set() and rclpy.ok():
             executor.spin_once(timeout_sec=STOP_POLL_S)
-    except (KeyboardInterrupt, ExternalShutdownException):
+    except ExternalShutdownException:  # the context was ended from outside this loop
         pass
     except RuntimeError:
         if rclpy.ok():
