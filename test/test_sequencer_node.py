@@ -200,28 +200,37 @@ def test_shutdown_before_the_end_still_writes_a_failed_report(agent_path, tmp_pa
     assert [s["status"] for s in report["steps"]] == ["not_run"]
 
 
+def _assert_step_clock_waits(ex, node, src, tmp_path, waiting_for: str, release, start_within_s: float) -> None:
+    """The single 0.5 s step stays pending over 1 s of observations, /diagnostics says ``waiting_for``;
+    after ``release()`` it starts within ``start_within_s``, and its timeout is counted from then."""
+    ex.add_node(src.node)
+    ex.add_node(node)
+    spin_until(ex, lambda: False, 1.0)       # 1 s of observations, longer than the step timeout
+    assert node.observed and node.runner.status == "pending"
+    assert src.diags and waiting_for in src.diags[-1].status[0].message
+    release()
+    assert spin_until(ex, lambda: node.runner.status == "running", start_within_s)
+    assert spin_until(ex, lambda: node.runner.finished, 3.0)
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["steps"][0]["status"] == "timeout"
+    assert report["steps"][0]["time_s"] == pytest.approx(0.5, abs=0.2)   # counted from the release
+    ex.remove_node(node)
+    node.destroy_node()
+    src.node.destroy_node()
+
+
+ONE_STUCK_STEP = {"timeout_s": 0.5, "steps": [{"skill": "reach-v3",
+                                               "binding": {"objects": ["puck"], "goal_object": "reach_goal"}}]}
+
+
 def test_step_clock_waits_for_the_policy(agent_path, tmp_path):
     """Observations flow long before a slow policy is up: the first step starts with its first action."""
     with ros_context() as (ctx, ex):
         src = Source(ctx, ScriptedWorld(stuck=("reach-v3",)))
-        doc = {"timeout_s": 0.5, "steps": [{"skill": "reach-v3",
-                                            "binding": {"objects": ["puck"], "goal_object": "reach_goal"}}]}
-        node = _sequencer(ctx, agent_path, tmp_path, doc, wait_for_policy=True)
+        node = _sequencer(ctx, agent_path, tmp_path, ONE_STUCK_STEP, wait_for_policy=True)
         action_pub = src.node.create_publisher(Float32MultiArray, "/legion/action", STREAM_QOS)
-        ex.add_node(src.node)
-        ex.add_node(node)
-        spin_until(ex, lambda: False, 1.0)       # 1 s of observations, longer than the step timeout
-        assert node.observed and node.runner.status == "pending"
-        assert src.diags and "waiting for the policy" in src.diags[-1].status[0].message
-        action_pub.publish(Float32MultiArray(data=[0.0, 0.0, 0.0, 0.0]))
-        assert spin_until(ex, lambda: node.runner.status == "running", 2.0)
-        assert spin_until(ex, lambda: node.runner.finished, 3.0)
-        report = json.loads((tmp_path / "report.json").read_text())
-        assert report["steps"][0]["status"] == "timeout"
-        assert report["steps"][0]["time_s"] == pytest.approx(0.5, abs=0.2)   # counted from the policy's start
-        ex.remove_node(node)
-        node.destroy_node()
-        src.node.destroy_node()
+        _assert_step_clock_waits(ex, node, src, tmp_path, "waiting for the policy",
+                                 lambda: action_pub.publish(Float32MultiArray(data=[0.0, 0.0, 0.0, 0.0])), 2.0)
 
 
 def test_enable_on_start_waits_until_the_enable_reaches_a_subscriber(agent_path, tmp_path):
@@ -229,21 +238,7 @@ def test_enable_on_start_waits_until_the_enable_reaches_a_subscriber(agent_path,
     else the arm starts late and the step is short by the discovery time."""
     with ros_context() as (ctx, ex):
         src = Source(ctx, ScriptedWorld(stuck=("reach-v3",)), listen_enable=False)
-        doc = {"timeout_s": 0.5, "steps": [{"skill": "reach-v3",
-                                            "binding": {"objects": ["puck"], "goal_object": "reach_goal"}}]}
-        node = _sequencer(ctx, agent_path, tmp_path, doc, enable_on_start=True)
-        ex.add_node(src.node)
-        ex.add_node(node)
-        spin_until(ex, lambda: False, 1.0)       # 1 s of observations, longer than the step timeout
-        assert node.observed and node.runner.status == "pending"
-        assert src.diags and "subscriber (sim2real) on the enable topic" in src.diags[-1].status[0].message
-        src.listen_enable()
-        assert spin_until(ex, lambda: node.runner.status == "running", 3.0)
-        assert spin_until(ex, lambda: src.enables[:1] == [True], 2.0), src.enables
-        assert spin_until(ex, lambda: node.runner.finished, 3.0)
-        report = json.loads((tmp_path / "report.json").read_text())
-        assert report["steps"][0]["status"] == "timeout"
-        assert report["steps"][0]["time_s"] == pytest.approx(0.5, abs=0.2)   # counted from the subscriber's match
-        ex.remove_node(node)
-        node.destroy_node()
-        src.node.destroy_node()
+        node = _sequencer(ctx, agent_path, tmp_path, ONE_STUCK_STEP, enable_on_start=True)
+        _assert_step_clock_waits(ex, node, src, tmp_path, "subscriber (sim2real) on the enable topic",
+                                 src.listen_enable, 3.0)
+        assert src.enables[:1] == [True], src.enables      # the enable reached the late subscriber first
