@@ -4,7 +4,9 @@ Every joint command passes :meth:`SafetyEnvelope.limit_command`, which returns e
 command inside all hard limits or a rejection with its reason:
 
 * joint position limits minus ``position_margin`` (URDF limits of the robot model);
-* joint velocity: ``|q_cmd - q_measured| <= velocity_scale * v_max * horizon``;
+* joint velocity: ``|q_cmd - q_start| <= velocity_scale * v_max * horizon``, where the step starts
+  at the measured joints or at the controller's expected desired position (``q_reference``, at
+  most ``velocity_scale * v_max * reference_lead_s`` ahead of the measurement);
 * joint acceleration: the implied velocity changes by at most ``a_max * period`` from the
   previous command's (enforced by clamping while it is compatible with the position and
   velocity limits; where it is not, e.g. braking before a position limit, the position and
@@ -305,12 +307,18 @@ class SafetyEnvelope:
         return bool(np.all(hand >= box_lo) and np.all(hand <= box_hi))
 
     def limit_command(self, q_measured: np.ndarray, q_target: np.ndarray, v_previous: np.ndarray,
-                      horizon_s: float, period_s: float) -> CommandResult | Rejection:
+                      horizon_s: float, period_s: float, q_reference: np.ndarray | None = None,
+                      reference_lead_s: float = 0.0) -> CommandResult | Rejection:
         """Bound a joint target to the envelope; a (counted) rejection if it cannot be made safe.
 
         ``q_measured``: validated joint state. ``q_target``: the IK solution. ``v_previous``: the
         previous command's implied velocity (zeros after a hold). ``horizon_s``: time_from_start
         of the command. ``period_s``: time between commands (for the acceleration limit).
+        ``q_reference``: where the controller's desired position is expected now (the previous
+        command followed in time, ahead of the measurement by the feedback delay); the step is
+        planned from it instead of from ``q_measured``. It may lead the measurement by at most
+        ``reference_lead_s`` of motion at the velocity limit, so a command never implies more than
+        ``velocity_scale * v_max * (horizon + reference_lead_s) / horizon`` from the measured state.
         """
         lim = self.limits
         qm = np.asarray(q_measured, dtype=np.float64)
@@ -318,9 +326,19 @@ class SafetyEnvelope:
         vp = np.asarray(v_previous, dtype=np.float64)
         if qt.shape != qm.shape or not np.all(np.isfinite(qt)):
             return self.reject(Rejection("target_not_finite", f"target {np.ravel(qt).tolist()}"))
-        if not (horizon_s > 0 and period_s > 0):
-            raise ValueError(f"horizon ({horizon_s}) and period ({period_s}) must be positive")
+        if not (horizon_s > 0 and period_s > 0 and reference_lead_s >= 0):
+            raise ValueError(f"horizon ({horizon_s}) and period ({period_s}) must be positive, "
+                             f"reference_lead_s ({reference_lead_s}) >= 0")
         vmax = lim.max_velocity
+        q0 = qm  # where the step starts
+        if q_reference is not None:
+            qr = np.asarray(q_reference, dtype=np.float64)
+            if qr.shape != qm.shape or not np.all(np.isfinite(qr)):
+                raise ValueError(f"q_reference must be {qm.size} finite positions")
+            if np.any(np.abs(qr - qm) > vmax * reference_lead_s * (1 + 1e-9)):
+                return self.reject(Rejection("command_too_fast", f"reference leads the measurement by "
+                                             f"{np.abs(qr - qm).max():.4f} rad"))
+            q0 = qr  # plan the step from the reference
         vp = np.clip(np.where(np.isfinite(vp), vp, 0.0), -vmax, vmax)
         # velocity wanted to reach the (soft-clipped) target within the horizon, no faster than a
         # stop at the target allows (|v| <= sqrt(2 a_brake d)): without this the acceleration limit
@@ -329,15 +347,15 @@ class SafetyEnvelope:
         # per-joint clipping would turn the step's direction (a straight move to the target would
         # leave its line, e.g. out of the workspace box), while a common factor keeps the hand
         # heading where the policy asked.
-        d = np.clip(qt, lim.soft_lower, lim.soft_upper) - qm
+        d = np.clip(qt, lim.soft_lower, lim.soft_upper) - q0
         v_brake = np.sqrt(2.0 * BRAKING_FRACTION * lim.acceleration * np.abs(d))
         v_full = d / horizon_s
         moving = np.abs(v_full) > 0
         caps = np.minimum(v_brake, vmax)[moving] / np.abs(v_full[moving])
         v_want = v_full * (min(1.0, float(caps.min())) if caps.size else 1.0)
         # hard: velocity limits and the soft position limits at the end of the horizon
-        lo = np.maximum(-vmax, (lim.soft_lower - qm) / horizon_s)
-        hi = np.minimum(vmax, (lim.soft_upper - qm) / horizon_s)
+        lo = np.maximum(-vmax, (lim.soft_lower - q0) / horizon_s)
+        hi = np.minimum(vmax, (lim.soft_upper - q0) / horizon_s)
         # soft: acceleration (the change from the previous velocity, scaled by one common factor),
         # where compatible with the hard bounds
         dv = lim.acceleration * period_s
@@ -349,11 +367,12 @@ class SafetyEnvelope:
         overridden = bool(np.any(~feasible & ((v_want < vp - dv) | (v_want > vp + dv))))
         lo_f, hi_f = np.where(feasible, alo, lo), np.where(feasible, ahi, hi)
         v = np.minimum(np.maximum(v_acc, lo_f), hi_f)  # lo > hi (cannot get back inside): caught below
-        q_cmd = qm + v * horizon_s
+        q_cmd = q0 + v * horizon_s
         # final verification of the hard limits (the rules above must guarantee them)
         if np.any(q_cmd < lim.soft_lower - 1e-12) or np.any(q_cmd > lim.soft_upper + 1e-12):
             return self.reject(Rejection("command_out_of_limits", f"{q_cmd.round(4).tolist()}"))
-        if np.any(np.abs(q_cmd - qm) > vmax * horizon_s * (1 + 1e-9)):
+        if (np.any(np.abs(q_cmd - q0) > vmax * horizon_s * (1 + 1e-9))
+                or np.any(np.abs(q_cmd - qm) > vmax * (horizon_s + reference_lead_s) * (1 + 1e-9))):
             return self.reject(Rejection("command_too_fast", f"step {np.abs(q_cmd - qm).max():.4f} rad"))
         hand = np.asarray(self.hand_of(q_cmd), dtype=np.float64)
         box_lo, box_hi = self.box_from(qm)

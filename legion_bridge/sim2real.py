@@ -8,10 +8,12 @@ Per action (Metaworld semantics, :data:`~legion_policy.observation_layout.ACTION
    (``target_base: measured``) or the last commanded target (``commanded``: Metaworld's
    mocap, which accumulates; kept within ``max_target_lead_m`` of the measured hand);
 3. clip the target to the calibrated workspace box (sim frame);
-4. sim -> base frame, IK (gripper down) seeded by the measured joints; a failed IK holds;
+4. sim -> base frame, IK (gripper down) seeded by the step's start; a failed IK holds;
 5. the safety envelope (:mod:`legion_bridge.safety`) bounds the joint step (position limits
    minus a margin, velocity over the command horizon, acceleration between commands) and
-   checks the commanded hand is in the box;
+   checks the commanded hand is in the box. The step starts where the previous command has
+   the controller now (:meth:`Sim2RealCore.reference`), not at the measured joints, which
+   trail it by the feedback delay; at most ``reference_lead_s`` of motion ahead of them;
 6. command: the joint positions to reach ``horizon_s`` from now, and the gripper command
    ``action[3]`` (<= 0 open, +1 close).
 
@@ -58,6 +60,11 @@ class Sim2RealConfig:
     #: the action watchdog also disables motion: after a policy loss, motion resumes only after a
     #: new enable (/legion/enable true), not merely because actions come back
     action_watchdog_disables: bool = True
+    #: a command's step starts where the previous command has the controller now (its desired
+    #: position, which the measured joints trail by the feedback delay: joint state -> action ->
+    #: command), kept within this much motion at the velocity limit of the measured joints [s];
+    #: 0 = every step starts at the measured joints (each command then loses the delay's motion)
+    reference_lead_s: float = 0.0125
 
     def __post_init__(self) -> None:
         if self.target_base not in TARGET_BASES:
@@ -68,6 +75,9 @@ class Sim2RealConfig:
             v = getattr(self, name)
             if not (np.isfinite(v) and v > 0):
                 raise ValueError(f"sim2real: {name} must be a positive number, got {v}")
+        if not (np.isfinite(self.reference_lead_s) and 0 <= self.reference_lead_s <= self.horizon_s):
+            raise ValueError(f"sim2real: reference_lead_s must be in [0, horizon_s = {self.horizon_s}], "
+                             f"got {self.reference_lead_s}")
 
     @classmethod
     def from_params(cls, p: Mapping) -> "Sim2RealConfig":
@@ -98,6 +108,10 @@ class _State:
     v_prev: np.ndarray | None = None
     target_hand: np.ndarray | None = None  # last commanded target (sim frame)
     last_command_time: float = -np.inf
+    # the last move as the controller runs it: from ref_from at last_command_time to ref_to in horizon_s
+    # (None after a hold: the next step starts at the measured joints)
+    ref_from: np.ndarray | None = None
+    ref_to: np.ndarray | None = None
     holding: bool = True
     enabled: bool = False
 
@@ -164,6 +178,7 @@ class Sim2RealCore:
             return self._hold(now_s, "disabled")
         if enabled and not was:  # the action watchdog re-arms with the first action
             self.s.holding, self.s.target_hand, self.s.v_prev = True, None, None
+            self.s.ref_from = self.s.ref_to = None
             self.s.action_time = -np.inf
         return None
 
@@ -227,6 +242,7 @@ class Sim2RealCore:
         """Stop at the measured position; sent once (None when already holding: nothing new to say)."""
         already = self.s.holding
         self.s.holding, self.s.v_prev, self.s.target_hand = True, None, None
+        self.s.ref_from = self.s.ref_to = None
         if self.s.q is None or already:
             return None
         q = self.envelope.hold(self.s.q)
@@ -236,10 +252,24 @@ class Sim2RealCore:
         self.s.last_command_time = now_s
         return Command("hold", q, self.cfg.horizon_s, None, reason)
 
+    def reference(self, now_s: float) -> np.ndarray | None:
+        """Where the last move has the controller's desired position at ``now_s`` (JTC semantics: linear
+        from where it started to its point over the horizon), kept within ``reference_lead_s`` of motion
+        of the measured joints; None when the next step starts at the measured joints."""
+        s, cfg = self.s, self.cfg
+        if cfg.reference_lead_s <= 0 or s.ref_to is None or s.q is None:
+            return None
+        u = float(np.clip((now_s - s.last_command_time) / cfg.horizon_s, 0.0, 1.0))
+        ref = s.ref_from + u * (s.ref_to - s.ref_from)
+        lead = self.limits.max_velocity * cfg.reference_lead_s
+        return s.q + np.clip(ref - s.q, -lead, lead)
+
     def _move(self, a: np.ndarray, now_s: float) -> Command | None:
         cfg, lim = self.cfg, self.limits
         q_meas = self.s.q
         hand_meas = self.hand.hand_sim(q_meas)
+        q_ref = self.reference(now_s)
+        q_start = q_meas if q_ref is None else q_ref
         if cfg.target_base == "commanded" and self.s.target_hand is not None:
             base = self.s.target_hand
             lead = base - hand_meas
@@ -249,7 +279,7 @@ class Sim2RealCore:
         else:
             base = hand_meas
         target = np.clip(base + a[:3] * self.spec.position_scale, lim.workspace_min, lim.workspace_max)
-        ik = self.kin.ik(self.hand.tcp_base_for_hand(target), q_meas)
+        ik = self.kin.ik(self.hand.tcp_base_for_hand(target), q_start)
         self.last_ik_error = float(ik.position_error)
         if not float(ik.position_error) <= cfg.ik_position_tolerance_m:
             self.envelope.reject(Rejection("ik_failed", f"target {target.round(4).tolist()} missed by "
@@ -258,10 +288,12 @@ class Sim2RealCore:
         v_prev = self.s.v_prev if self.s.v_prev is not None else np.zeros_like(q_meas)
         gap = now_s - self.s.last_command_time
         period = min(cfg.period_s, gap) if gap > 0 else cfg.period_s
-        res = self.envelope.limit_command(q_meas, ik.q, v_prev, cfg.horizon_s, period)
+        res = self.envelope.limit_command(q_meas, ik.q, v_prev, cfg.horizon_s, period, q_reference=q_ref,
+                                          reference_lead_s=cfg.reference_lead_s)
         if isinstance(res, Rejection):
             return self._hold(now_s, res.reason)
         self.s.v_prev, self.s.target_hand, self.s.holding = res.velocity, target, False
+        self.s.ref_from, self.s.ref_to = q_start, res.q
         self.s.last_command_time = now_s
         self.sent_moves += 1
         return Command("move", res.q, cfg.horizon_s, float(a[3]), "")

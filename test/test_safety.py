@@ -3,7 +3,8 @@
 Random streams of joint states and actions, well-formed and not (NaN, inf, huge values,
 wrong lengths, wrong joint names, stale and future stamps), with enable toggles: every
 command that leaves sim2real must be inside the joint position limits minus the margin,
-within the velocity limit over the command horizon from the measured joints, with its hand
+within the velocity limit over the command horizon from where its step starts (at most
+``reference_lead_s`` of motion at the velocity limit ahead of the measured joints), with its hand
 (FK) inside the workspace box (or, where the measured hand is outside it, no further out on any
 axis than the measured hand); every bad input must be counted under its reason.
 """
@@ -74,11 +75,12 @@ EVENTS = st.lists(st.one_of(GOOD_STEP, GOOD_STEP, GOOD_STEP, action_strategy(), 
                             st.floats(0.0, 0.2).map(lambda dt: ("wait", dt))), min_size=5, max_size=40)
 
 
-def _check_command(env: SafetyEnvelope, cmd, q_measured, horizon):
+def _check_command(env: SafetyEnvelope, cmd, q_measured, horizon, reference_lead_s):
     lim = env.limits
     assert cmd.q.shape == (7,) and np.all(np.isfinite(cmd.q))
     assert np.all(cmd.q >= lim.soft_lower - 1e-12) and np.all(cmd.q <= lim.soft_upper + 1e-12), cmd
-    assert np.all(np.abs(cmd.q - q_measured) <= lim.max_velocity * horizon * (1 + 1e-9) + 1e-15), cmd
+    reach = horizon + (reference_lead_s if cmd.kind == "move" else 0.0)  # a hold is the measured joints
+    assert np.all(np.abs(cmd.q - q_measured) <= lim.max_velocity * reach * (1 + 1e-9) + 1e-15), cmd
     hand = HAND.hand_sim(cmd.q)
     tol = lim.box_tolerance_m
     # inside the box, or (where the measured hand is outside it) no further out than the measured hand
@@ -142,7 +144,7 @@ def test_every_emitted_command_is_inside_the_envelope_and_every_rejection_is_cou
                 assert core.counter.total >= total_before + 1, "a valid action that did not move must be counted"
         if cmd is not None:
             assert core.measured_q is not None
-            _check_command(core.envelope, cmd, core.measured_q, cfg.horizon_s)
+            _check_command(core.envelope, cmd, core.measured_q, cfg.horizon_s, cfg.reference_lead_s)
             assert cmd.kind == "hold" or core.enabled
             emitted += 1
             STATS[cmd.kind] += 1
@@ -156,21 +158,33 @@ def test_every_emitted_command_is_inside_the_envelope_and_every_rejection_is_cou
 @given(dq=st.lists(st.floats(-3.0, 3.0, allow_nan=False), min_size=7, max_size=7),
        target=st.lists(st.one_of(st.floats(-10.0, 10.0, allow_nan=False), BAD_FLOATS), min_size=7, max_size=7),
        v_prev=st.lists(st.floats(-5.0, 5.0, allow_nan=False), min_size=7, max_size=7),
-       horizon=st.floats(0.005, 0.2), period=st.floats(0.005, 0.1))
-def test_limit_command_never_returns_an_unsafe_command(dq, target, v_prev, horizon, period):
-    """Directly on the envelope: arbitrary (even absurd) IK targets and previous velocities."""
+       horizon=st.floats(0.005, 0.2), period=st.floats(0.005, 0.1),
+       ref=st.one_of(st.none(), st.tuples(st.lists(st.floats(-1.5, 1.5, allow_nan=False), min_size=7, max_size=7),
+                                          st.floats(0.0, 0.05))))
+def test_limit_command_never_returns_an_unsafe_command(dq, target, v_prev, horizon, period, ref):
+    """Directly on the envelope: arbitrary (even absurd) IK targets, previous velocities and step starts."""
     lim = limits()
     env = SafetyEnvelope(lim, HAND.hand_sim)
     q_meas = np.clip(Q_HOME + np.array(dq) * 0.2, lim.lower, lim.upper)
+    lead_s, q_ref = 0.0, None
+    if ref is not None:  # a step start up to 1.5x the allowed lead away from the measurement
+        lead_s = ref[1]
+        q_ref = q_meas + np.array(ref[0]) * lim.max_velocity * lead_s
     before = env.counter.total
-    res = env.limit_command(q_meas, np.array(target), np.array(v_prev), horizon, period)
+    res = env.limit_command(q_meas, np.array(target), np.array(v_prev), horizon, period, q_reference=q_ref,
+                            reference_lead_s=lead_s)
     if hasattr(res, "q"):
-        assert env.within(res.q, q_meas, horizon)
+        assert env.within(res.q, q_meas, horizon + lead_s)
+        q0 = q_meas if q_ref is None else q_ref
+        assert np.all(np.abs(res.q - q0) <= lim.max_velocity * horizon * (1 + 1e-9) + 1e-15)
         assert env.counter.total == before
         if not res.acceleration_overridden and np.all(np.abs(v_prev) <= lim.max_velocity):
             assert np.all(np.abs(res.velocity - np.array(v_prev)) <= lim.acceleration * period * (1 + 1e-9) + 1e-12)
     else:
         assert env.counter.total == before + 1 and res.reason in REASONS
+    if q_ref is not None and np.any(np.abs(q_ref - q_meas) > lim.max_velocity * lead_s * (1 + 1e-6)):
+        assert not hasattr(res, "q")  # a start too far ahead is refused
+        assert res.reason == ("command_too_fast" if np.all(np.isfinite(target)) else "target_not_finite")
 
 
 @settings(max_examples=100, deadline=None)

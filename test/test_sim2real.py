@@ -1,13 +1,17 @@
-"""The sim2real core: action semantics, box clipping, enable, watchdog, IK failure (real kinematics)."""
+"""The sim2real core: action semantics, box clipping, enable, watchdog, IK failure (real kinematics),
+steps planned from the controller's reference under a feedback delay (with the MuJoCo arm)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from collections import deque
+
 from bridge_fixtures import cell, limits, q_for_hand, sim2real_config
 from legion_bridge.calibration import Calibration, Transform
 from legion_bridge.hand import HandFrames
 from legion_bridge.robot.kinematics import Kinematics
+from legion_bridge.sim.sim_arm import SimArm
 from legion_bridge.sim2real import Sim2RealConfig, Sim2RealCore
 from legion_policy.observation_layout import ACTION_SPEC
 
@@ -165,8 +169,13 @@ def test_config_validation():
         Sim2RealConfig(target_base="mocap")
     with pytest.raises(ValueError, match="horizon_s"):
         Sim2RealConfig(horizon_s=0.0)
+    with pytest.raises(ValueError, match="reference_lead_s"):
+        Sim2RealConfig(reference_lead_s=-0.001)
+    with pytest.raises(ValueError, match="reference_lead_s"):
+        Sim2RealConfig(horizon_s=0.025, reference_lead_s=0.03)  # more than a horizon ahead
     cfg = Sim2RealConfig.from_params({"period_s": 0.05, "target_base": "measured", "unrelated": 1})
     assert cfg.period_s == 0.05 and cfg.target_base == "measured"
+    assert Sim2RealConfig(reference_lead_s=0.0).reference_lead_s == 0.0  # 0 = plan from the measurement
 
 
 def test_watchdog_blames_the_policy_only_while_observations_flow():
@@ -199,3 +208,60 @@ def test_watchdog_blames_the_policy_only_while_observations_flow():
         core.on_observation(now)
         cmd = core.tick(now) or cmd
     assert not core.enabled and core.counter.counts["watchdog"] == 2 and cmd.kind == "hold"
+
+
+def _hand_travel(delay_s: float, reference_lead_s: float, periods: int = 40) -> float:
+    """Hand travel along +y [m] of the MuJoCo arm under a constant full action, with the joint states sim2real
+    sees ``delay_s`` old (the graph's feedback delay: joint state -> observation -> action -> command)."""
+    arm = SimArm("reach-v3", seed=0)
+    arm.advance(0.2)
+    core = Sim2RealCore(HAND, limits(), sim2real_config(reference_lead_s=reference_lead_s), enabled=True)
+    names = list(arm.joint_names)
+    history = deque([(arm.time, arm.joint_positions())], maxlen=200)
+    y0 = arm.cell.hand_pos()[1]
+    for _ in range(periods):
+        now = arm.time
+        seen = [h for h in history if h[0] <= now - delay_s + 1e-9]
+        t_js, q = seen[-1] if seen else history[0]
+        assert core.on_joint_state(names, q, t_js, now)
+        cmd = core.on_action([0.0, 1.0, 0.0, -1.0], now)
+        assert cmd.kind == "move"
+        arm.command_trajectory(names, [cmd.horizon_s], [cmd.q])
+        for _ in range(int(round(core.cfg.period_s / arm.timestep))):
+            arm.step(1)
+            history.append((arm.time, arm.joint_positions()))
+    return float(arm.cell.hand_pos()[1] - y0)
+
+
+def test_a_feedback_delay_does_not_slow_the_arm():
+    """Steps start where the previous command has the controller (not at the delayed measurement): with
+    joint states 15 ms old the hand covers what it covers without delay; planned from the measurement
+    (reference_lead_s 0) every command loses the delay's motion and the hand is much slower."""
+    lead = sim2real_config().reference_lead_s
+    assert lead > 0  # the shipped default plans from the reference
+    fresh, delayed = _hand_travel(0.0, lead), _hand_travel(0.015, lead)
+    assert fresh > 0.15  # 0.5 s at full action
+    assert delayed >= 0.95 * fresh
+    assert _hand_travel(0.015, 0.0) <= 0.8 * fresh
+
+
+def test_the_step_start_stays_within_the_lead_of_the_measurement_and_resets_on_hold():
+    """An arm that does not follow (stuck): the reference may lead the measured joints by at most
+    reference_lead_s of motion at the velocity limit, so no command goes further than (horizon + lead) of
+    motion from the measurement; after a hold the next step starts at the measured joints."""
+    core = _core()
+    cfg, lim = core.cfg, core.limits
+    q0 = q_for_hand(START)
+    _, now, cmds = _run(core, [[0.0, 1.0, 0.0, 0.0]] * 12, q0, track=0.0)
+    assert all(c.kind == "move" for c in cmds)
+    assert np.any(np.abs(cmds[-1].q - q0) > lim.max_velocity * cfg.horizon_s)  # the lead is used
+    for c in cmds:
+        assert np.all(np.abs(c.q - q0) <= lim.max_velocity * (cfg.horizon_s + cfg.reference_lead_s) * (1 + 1e-9))
+    ref = core.reference(now)
+    assert np.all(np.abs(ref - q0) <= lim.max_velocity * cfg.reference_lead_s * (1 + 1e-9))
+    assert core.set_enabled(False, now).kind == "hold"
+    core.set_enabled(True, now)
+    assert core.reference(now) is None
+    core.on_joint_state(NAMES, q0, now, now)
+    first = core.on_action([0.0, 1.0, 0.0, 0.0], now)
+    assert np.all(np.abs(first.q - q0) <= lim.max_velocity * cfg.horizon_s * (1 + 1e-9))

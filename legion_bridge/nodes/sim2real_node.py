@@ -46,6 +46,9 @@ class Sim2RealNode(Node):
             ik_position_tolerance_m=d("ik_position_tolerance_m", dc.ik_position_tolerance_m, "IK solutions missing by more are refused [m]"),
             action_watchdog_disables=d("action_watchdog_disables", dc.action_watchdog_disables,
                                        "after the action watchdog, motion resumes only after a new enable"),
+            reference_lead_s=d("reference_lead_s", dc.reference_lead_s,
+                               "a step starts at the previous command followed in time, at most this much motion at the "
+                               "velocity limit ahead of the measured joints (covers the feedback delay) [s]; 0 = at the measured joints"),
         )
         model = hand.kin.model
         limit_params = {
