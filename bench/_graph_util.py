@@ -141,10 +141,13 @@ class BenchNode:
     def close(self) -> None:
         import rclpy
 
+        # The spin thread must be gone before the context shuts down: rclpy's logging teardown in
+        # try_shutdown holds the GIL while it waits for the logging mutex, and a spin thread still inside
+        # wait() deadlocked against it once (bench_transfer hung after its last reach episode).
         self.executor.shutdown(timeout_sec=1.0)
+        self._thread.join(timeout=5.0)
         self.node.destroy_node()
         rclpy.try_shutdown(context=self.ctx)
-        self._thread.join(timeout=2.0)
 
 
 def wait_until(cond: Callable[[], bool], timeout_s: float, what: str, procs: Processes | None = None,
