@@ -286,9 +286,11 @@ class Sim2RealCore:
                                                         f"{float(ik.position_error):.4f} m"))
             return self._hold(now_s, "ik_failed")
         v_prev = self.s.v_prev if self.s.v_prev is not None else np.zeros_like(q_meas)
-        gap = now_s - self.s.last_command_time
-        period = min(cfg.period_s, gap) if gap > 0 else cfg.period_s
-        res = self.envelope.limit_command(q_meas, ik.q, v_prev, cfg.horizon_s, period, q_reference=q_ref,
+        # the acceleration interval is the policy period (actions are paced by the policy's timer), not the
+        # gap between this node's clock readings: in the simulated graph that clock advances in /clock ticks
+        # (5 ms) and reads 5-20 ms between actions 12.5 ms apart, and a min(period, gap) only ever shrank
+        # the allowance (reach through the graph within 150 steps: 15/20 and 17/20 -> 19/20 and 18/20, docs/benchmarks.md)
+        res = self.envelope.limit_command(q_meas, ik.q, v_prev, cfg.horizon_s, cfg.period_s, q_reference=q_ref,
                                           reference_lead_s=cfg.reference_lead_s)
         if isinstance(res, Rejection):
             return self._hold(now_s, res.reason)
