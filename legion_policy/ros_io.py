@@ -113,8 +113,9 @@ STOP_POLL_S = 0.1
 def run_node(make_node, args=None, name: str = "node") -> int:
     """Entry point of every node process: init, build, spin, shut down cleanly.
 
-    ``make_node()`` builds the node; a ValueError / FileNotFoundError / NodeStartError
-    raised while building is printed as one line ``<name>: <reason>`` and the process
+    ``make_node()`` builds the node; a ValueError / FileNotFoundError / NodeStartError (or a
+    parameter of the wrong type or value) raised while building is printed as one line
+    ``<name>: <reason>`` and the process
     exits with status 2 (a launcher then names the node). Ctrl-C (SIGINT) and SIGTERM
     end the process with status 0 and no traceback.
 
@@ -148,7 +149,11 @@ def run_node(make_node, args=None, name: str = "node") -> int:
         if stop_requested.is_set() or not rclpy.ok():  # stopped while starting up: what building raised is moot
             rclpy.try_shutdown()
             return 0
-        if not isinstance(exc, (ValueError, FileNotFoundError, NodeStartError)):
+        from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+
+        # a parameter of the wrong type (`reference_lead_s:=0` for a double) is the user's input, not a bug
+        if not isinstance(exc, (ValueError, FileNotFoundError, NodeStartError, InvalidParameterTypeException,
+                                InvalidParameterValueException)):
             raise
         print(f"{name}: {exc}", file=sys.stderr, flush=True)
         rclpy.try_shutdown()

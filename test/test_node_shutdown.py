@@ -7,7 +7,8 @@ no hang when the node was idle, blocked in the executor's wait with no timer to 
 able to log while it is destroyed (its context ends after it).
 
 Real processes over real rclpy: a small node made through ``run_node`` either busy in a timer callback when
-the signal lands, or idle with one subscription and nothing published to it.
+the signal lands, or idle with one subscription and nothing published to it. And how one ends that cannot
+start: a parameter of the wrong type is the user's input, one line and status 2, no traceback.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -109,3 +111,15 @@ def test_node_exits_cleanly_on_signal(tmp_path, mode, sig):
     assert "Traceback" not in out and "Exception ignored" not in out, out
     assert "goodbye from destroy_node" in out, out
     assert "Failed to publish log message" not in out and "context is invalid" not in out, out
+
+
+def test_a_node_refuses_a_parameter_of_the_wrong_type_with_one_line():
+    """`reference_lead_s:=0` (an integer for a double) ends sim2real with its one-line reason, not a traceback."""
+    root = Path(__file__).resolve().parent.parent
+    exe = Path(sys.executable).parent / "legion_sim2real"
+    proc = subprocess.run([str(exe), "--ros-args", "--params-file", str(root / "config" / "topics.yaml"),
+                           "--params-file", str(root / "config" / "sim2real.yaml"),
+                           "-p", "reference_lead_s:=0"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert "sim2real:" in proc.stderr and "reference_lead_s" in proc.stderr and "DOUBLE" in proc.stderr
+    assert "Traceback" not in proc.stderr
