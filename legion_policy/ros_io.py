@@ -115,9 +115,8 @@ def run_node(make_node, args=None, name: str = "node") -> int:
 
     ``make_node()`` builds the node; a ValueError / FileNotFoundError / NodeStartError (or a
     parameter of the wrong type or value) raised while building is printed as one line
-    ``<name>: <reason>`` and the process
-    exits with status 2 (a launcher then names the node). Ctrl-C (SIGINT) and SIGTERM
-    end the process with status 0 and no traceback.
+    ``<name>: <reason>`` and the process exits with status 2 (a launcher then names the node).
+    Ctrl-C (SIGINT) and SIGTERM end the process with status 0 and no traceback.
 
     Both signals only ask the spin loop to stop instead of raising ``KeyboardInterrupt``:
     Python raises that at whatever bytecode runs when the signal lands, and landing inside
@@ -132,8 +131,13 @@ def run_node(make_node, args=None, name: str = "node") -> int:
     import threading
 
     import rclpy
+    from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
     from rclpy.signals import SignalHandlerOptions
+
+    # what building a node may raise because of the user's input (a parameter file, `-p name:=value`)
+    user_errors = (ValueError, FileNotFoundError, NodeStartError, InvalidParameterTypeException,
+                   InvalidParameterValueException)
 
     stop_requested = threading.Event()
 
@@ -149,11 +153,7 @@ def run_node(make_node, args=None, name: str = "node") -> int:
         if stop_requested.is_set() or not rclpy.ok():  # stopped while starting up: what building raised is moot
             rclpy.try_shutdown()
             return 0
-        from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
-
-        # a parameter of the wrong type (`reference_lead_s:=0` for a double) is the user's input, not a bug
-        if not isinstance(exc, (ValueError, FileNotFoundError, NodeStartError, InvalidParameterTypeException,
-                                InvalidParameterValueException)):
+        if not isinstance(exc, user_errors):
             raise
         print(f"{name}: {exc}", file=sys.stderr, flush=True)
         rclpy.try_shutdown()
