@@ -7,8 +7,9 @@ Side by side, same agent, same deterministic policy (``legion_policy``'s loader 
 action ``tanh(mean)`` the nodes run), same episode length:
 
 * training environment: ``legion_training.envs.MetaworldTask`` of the skill (Metaworld v3, the agent's
-  observation layout), ``episode_length`` steps as in the trainer's evaluation (the agent's recorded training
-  config, else ``legion_training.config.EnvConfig``'s default); success = Metaworld's ``info['success']``
+  observation layout), as the agent's recorded training config sets it up (else
+  ``legion_training.config.EnvConfig``'s defaults): ``episode_length`` steps as in the trainer's evaluation,
+  the skill's ``max_target_lead_m`` cap on Metaworld's target if it was trained under one; success = Metaworld's ``info['success']``
   ever 1 in the episode (the trainer's evaluation rule). Variations drawn from ``metaworld.MT1(skill, seed)``.
 * ROS graph: the sim graph of ``legion_bridge.graph`` started with ``legion_bridge.launcher``'s
   ``node_commands``/``GraphProcesses`` (sim_arm with scene = the skill's Metaworld task at real time,
@@ -58,24 +59,25 @@ TRUTH_GRACE_S = 0.3
 RESET_SETTLE_S = 0.3
 
 
-def episode_length(agent) -> int:
-    """Steps per episode of the trainer's evaluation for this agent."""
-    cfg = (agent.provenance.get("training_config") or {}).get("config") or {}
-    if "env" in cfg and "episode_length" in cfg["env"]:
-        return int(cfg["env"]["episode_length"])
-    from legion_training.config import EnvConfig
+def training_env(agent):
+    """The ``env`` section of the agent's recorded training config (episode length, the per-task target-lead
+    cap), else the trainer's defaults."""
+    from legion_training.config import EnvConfig, config_from_dict
 
-    return int(EnvConfig().episode_length)
+    cfg = (agent.provenance.get("training_config") or {}).get("config")
+    return config_from_dict(cfg).env if cfg else EnvConfig()
 
 
-def run_env(agent, skill: str, episodes: int, length: int, seed: int) -> tuple[list[bool], float]:
+def run_env(agent, skill: str, episodes: int, env_cfg, seed: int) -> tuple[list[bool], float]:
     """Success per episode of ``skill`` in its Metaworld v3 training environment (deterministic policy)."""
     from legion_policy.policy import PolicyCore
     from legion_training.envs import MetaworldTask
 
     core = PolicyCore(agent)
     core.select(skill)
-    env = MetaworldTask(skill, agent.layout, seed=seed, episode_length=length, normalize_reward=False)
+    length = env_cfg.episode_length
+    env = MetaworldTask(skill, agent.layout, seed=seed, episode_length=length, normalize_reward=False,
+                        max_target_lead_m=env_cfg.max_target_lead_m.get(skill))
     out = []
     t0 = time.perf_counter()
     for _ in range(episodes):
@@ -260,18 +262,20 @@ def main(argv=None) -> int:
         import yaml
 
         overrides[name.strip()] = yaml.safe_load(value)
-    length = episode_length(agent)
+    env_cfg = training_env(agent)
+    length = env_cfg.episode_length
     episode_s = length * agent.control_period_s
     step_s = max(a.step_timeout_s, episode_s)
     out = Path(a.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     print(f"agent {agent_dir} (layout {agent.layout.name}); {a.episodes} episodes per skill and side; "
-          f"episode {length} steps = {episode_s:.3f} s; graph step timeout {step_s:.1f} s; "
+          f"episode {length} steps = {episode_s:.3f} s; training env target-lead caps "
+          f"{env_cfg.max_target_lead_m or 'none'}; graph step timeout {step_s:.1f} s; "
           f"sim2real overrides {overrides or 'none (shipped config)'}; {gu.load_note()}",
           flush=True)
     rows = []
     for skill in skills:
-        env_ok, env_s = run_env(agent, skill, a.episodes, length, a.seed)
+        env_ok, env_s = run_env(agent, skill, a.episodes, env_cfg, a.seed)
         print(f"  {skill}: env {sum(env_ok)}/{len(env_ok)} ({env_s:.0f} s)", flush=True)
         graph_res, graph_s = ([], 0.0) if a.no_graph else run_graph(
             agent_dir, skill, a.episodes, step_s, GRAPH_SEED_BASE + a.seed, out, out / "graph.log", overrides)

@@ -3,6 +3,7 @@
     legion-train [--config smoke|cpu|paper|FILE] [--set section.key=value ...] [--out DIR]
                  [--resume RUN] [--device cpu|cuda] [--no-progress] [--help-config]
     legion-train --extend RUN --add-task TASK [--add-task TASK ...] [--steps-per-task N] [--out DIR]
+                 [--set env.max_target_lead_m={TASK: 0.05}]   (the new tasks' per-task env settings)
     legion-train export RUN [--out DIR] [--overwrite]
 
 A run directory holds config.yaml, checkpoint.pt (atomic, every ``run.checkpoint_every``
@@ -82,13 +83,13 @@ def train_main(argv: list[str]) -> int:
     if (args.add_tasks or args.steps_per_task is not None) and not args.extend:
         raise CliError("--add-task and --steps-per-task go with --extend RUN")
     if args.extend:
-        if args.resume or args.overrides:
-            raise CliError("--extend continues the run's own config; --resume and --set cannot be combined with it")
+        if args.resume:
+            raise CliError("--extend starts a new run from RUN; --resume cannot be combined with it")
         src = Path(args.extend)
         run_dir = Path(args.out) if args.out else src.with_name(src.name + "+" + "+".join(args.add_tasks))
         extend_run(src, run_dir, args.add_tasks, log=lambda s: print(s, flush=True),
-                   steps_per_task=args.steps_per_task)
-        args.resume = str(run_dir)
+                   steps_per_task=args.steps_per_task, overrides=args.overrides)
+        args.resume, args.overrides = str(run_dir), []
     if args.resume:
         if args.overrides:
             raise CliError("--resume continues with the run's own config; --set cannot be combined with it")

@@ -13,6 +13,7 @@ a list). Unknown keys are an error naming the valid ones.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence, get_type_hints
@@ -51,6 +52,12 @@ class EnvConfig:
     instructions: dict = _f({}, "task name -> instruction text; overrides legion_policy.language.DEFAULT_INSTRUCTIONS.")
     reward_versions: dict = _f({}, "task name -> Metaworld reward function 'v1' (the original shaped rewards) or 'v2' "
                                "(Metaworld's default, used for tasks not listed). Success is the same for both.")
+    max_target_lead_m: dict = _f({}, "task name -> how far Metaworld's mocap target may lead the hand body [m], "
+                                 "capped before each action is added, as sim2real's max_target_lead_m "
+                                 "(config/sim2real.yaml) caps the commanded target on the arm; tasks not listed: "
+                                 "unbounded (Metaworld's own). Train a skill under the bridge's cap to learn what "
+                                 "the bridge will execute (a pushing skill otherwise leans on a target 10-15 cm "
+                                 "ahead of a blocked hand).")
 
 
 @dataclass
@@ -163,6 +170,10 @@ class TrainConfig:
         for task, version in self.env.reward_versions.items():
             if version not in REWARD_VERSIONS:
                 raise ConfigError(f"env.reward_versions[{task!r}]={version!r}: expected one of {REWARD_VERSIONS}")
+        for task, lead in self.env.max_target_lead_m.items():
+            if isinstance(lead, bool) or not isinstance(lead, (int, float)) or not (math.isfinite(lead) and lead > 0):
+                raise ConfigError(f"env.max_target_lead_m[{task!r}]={lead!r}: expected a positive number of metres")
+            self.env.max_target_lead_m[task] = float(lead)
         return self
 
 

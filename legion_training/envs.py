@@ -7,6 +7,9 @@
   time limit (``truncated``), never ``terminated``.
 * Rewards are divided by a running standard deviation of the rewards seen
   (no mean subtraction), per task.
+* ``max_target_lead_m`` (optional): before each action moves Metaworld's mocap target, the
+  target is pulled back to within this distance of the hand body, as sim2real keeps the
+  commanded target within its ``max_target_lead_m`` of the measured hand on the arm.
 * Seeding: a task's variations (object/goal placements) are Metaworld's MT1
   train tasks of ``metaworld.MT1(name, seed=seed)``; which variation each
   episode uses comes from a numpy Generator seeded with ``seed``. Metaworld's
@@ -101,11 +104,14 @@ class MetaworldTask:
 
     def __init__(self, name: str, layout: str | ObservationLayout = "compact12", *, seed: int = 0,
                  episode_length: int = 150, normalize_reward: bool = True, reward_norm_eps: float = 1e-8,
-                 benchmark=None, reward_version: str = DEFAULT_REWARD_VERSION) -> None:
+                 benchmark=None, reward_version: str = DEFAULT_REWARD_VERSION,
+                 max_target_lead_m: float | None = None) -> None:
         """``benchmark``: an existing ``metaworld.MT1`` of this task to share its variations (and skip
         building another); ``seed`` then only seeds the choice of variation per episode.
         ``reward_version``: Metaworld's ``reward_function_version`` ("v2" default, "v1" the original
-        shaped rewards); ``info['success']`` does not depend on it."""
+        shaped rewards); ``info['success']`` does not depend on it.
+        ``max_target_lead_m``: cap on how far the mocap target may lead the hand body when an action
+        is added to it (None: Metaworld's own, unbounded), the bridge's ``max_target_lead_m``."""
         import metaworld
 
         self.name = name
@@ -118,6 +124,9 @@ class MetaworldTask:
         if reward_version not in REWARD_VERSIONS:
             raise ValueError(f"{name}: reward_version {reward_version!r}: expected one of {REWARD_VERSIONS}")
         self.reward_version = reward_version
+        if max_target_lead_m is not None and not (math.isfinite(max_target_lead_m) and max_target_lead_m > 0):
+            raise ValueError(f"{name}: max_target_lead_m must be a positive number of metres, got {max_target_lead_m!r}")
+        self.max_target_lead_m = None if max_target_lead_m is None else float(max_target_lead_m)
         self._env = self._benchmark.train_classes[name](reward_function_version=reward_version)
         self._variations = list(self._benchmark.train_tasks)
         self._rng = np.random.default_rng(seed)
@@ -160,6 +169,8 @@ class MetaworldTask:
         a = np.clip(np.asarray(action, dtype=np.float64).reshape(-1), -1.0, 1.0)
         if not np.all(np.isfinite(a)):
             raise ValueError(f"{self.name}: non-finite action {a}")
+        if self.max_target_lead_m is not None:
+            self._cap_target_lead()
         raw, r, _term, _trunc, info = self._env.step(a)
         self.t += 1
         r = float(r)
@@ -170,6 +181,21 @@ class MetaworldTask:
             rn = r
         return StepResult(self._convert(raw), rn, r, False, self.t >= self.episode_length,
                           bool(info.get("success", 0.0) >= 1.0))
+
+    def target_lead(self) -> float:
+        """Distance of Metaworld's mocap target from the hand body [m]."""
+        d = self._env.data
+        return float(np.linalg.norm(d.mocap_pos[0] - d.body("hand").xpos))
+
+    def _cap_target_lead(self) -> None:
+        """Pull the mocap target back to within ``max_target_lead_m`` of the hand body (the base the
+        next action is added to, as sim2real caps its commanded target before adding the action)."""
+        d = self._env.data
+        hand = d.body("hand").xpos
+        lead = d.mocap_pos[0] - hand
+        n = float(np.linalg.norm(lead))
+        if n > self.max_target_lead_m:
+            d.mocap_pos[0] = hand + lead * (self.max_target_lead_m / n)
 
     def rng_state(self) -> dict:
         return self._rng.bit_generator.state
@@ -185,4 +211,5 @@ def make_task(name: str, env_cfg, seed: int) -> MetaworldTask:
     """A task from the ``env`` section of a TrainConfig."""
     return MetaworldTask(name, env_cfg.layout, seed=seed, episode_length=env_cfg.episode_length,
                          normalize_reward=env_cfg.normalize_reward, reward_norm_eps=env_cfg.reward_norm_eps,
-                         reward_version=env_cfg.reward_versions.get(name, DEFAULT_REWARD_VERSION))
+                         reward_version=env_cfg.reward_versions.get(name, DEFAULT_REWARD_VERSION),
+                         max_target_lead_m=env_cfg.max_target_lead_m.get(name))

@@ -25,7 +25,7 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -33,7 +33,7 @@ import yaml
 
 from legion_policy.observation_layout import ACTION_SPEC
 
-from .config import TrainConfig, config_from_dict
+from .config import ConfigError, TrainConfig, config_from_dict, parse_override
 from .dpmm import DPMM, responsibilities
 from .envs import MetaworldTask, instruction_for, make_task
 from .learner import Learner, uses_encoder
@@ -91,8 +91,32 @@ def task_embeddings(cfg: TrainConfig, tasks: list[str] | None = None) -> tuple[l
     return texts, embed(texts)
 
 
+#: The env settings given per task, which ``--extend`` may set for the tasks it adds.
+PER_TASK_ENV_KEYS = ("instructions", "reward_versions", "max_target_lead_m")
+
+
+def _apply_new_task_settings(cfg: TrainConfig, overrides: Sequence[str], new_tasks: list[str]) -> None:
+    """Merge ``--set env.<per-task map>={task: value}`` for the new tasks into ``cfg`` (validated)."""
+    for text in overrides:
+        data = parse_override(text)
+        (section, values), = data.items()
+        (key, value), = values.items()
+        if section != "env" or key not in PER_TASK_ENV_KEYS:
+            raise ConfigError(f"--set {text}: with --extend only the new tasks' entries of "
+                              f"{', '.join('env.' + k for k in PER_TASK_ENV_KEYS)} can be set (the rest is the run's own)")
+        if not isinstance(value, Mapping) or not value:
+            raise ConfigError(f"--set {text}: expected a mapping task -> value, e.g. env.{key}={{{new_tasks[0]}: ...}}")
+        others = [t for t in value if t not in new_tasks]
+        if others:
+            raise ConfigError(f"--set {text}: {others[0]!r} is not a task this --extend adds ({new_tasks}); "
+                              f"the earlier tasks keep the settings they were trained with")
+        getattr(cfg.env, key).update(value)
+    cfg.validate()
+
+
 def extend_run(src: str | os.PathLike, dst: str | os.PathLike, new_tasks: list[str],
-               log: Callable[[str], None] = print, steps_per_task: int | None = None) -> Path:
+               log: Callable[[str], None] = print, steps_per_task: int | None = None,
+               overrides: Sequence[str] = ()) -> Path:
     """Start a new run in ``dst`` that continues the finished lifelong run ``src`` with ``new_tasks``.
 
     This is lifelong learning after the fact: the networks, the replay buffer (old tasks'
@@ -101,7 +125,9 @@ def extend_run(src: str | os.PathLike, dst: str | os.PathLike, new_tasks: list[s
     temperature (``sac.init_alpha``), and the stream goes on with the first new task
     (optimisers are re-created at every task switch anyway). ``src`` is left untouched;
     ``dst`` is an ordinary run afterwards (``--resume dst`` works). ``steps_per_task`` (default:
-    the run's own) sets the length of the new tasks' phases.
+    the run's own) sets the length of the new tasks' phases. ``overrides`` (``--set`` texts) may set
+    the new tasks' entries of the env's per-task maps (:data:`PER_TASK_ENV_KEYS`), e.g.
+    ``env.max_target_lead_m={handle-press-v3: 0.05}``; the earlier tasks' settings stay as trained.
     """
     src, dst = Path(src), Path(dst)
     ckpt = src / CHECKPOINT
@@ -124,6 +150,7 @@ def extend_run(src: str | os.PathLike, dst: str | os.PathLike, new_tasks: list[s
     repeated = [t for t in new_tasks if t in old_tasks or new_tasks.count(t) > 1]
     if repeated:
         raise ValueError(f"--add-task {repeated[0]}: already in the stream {old_tasks + new_tasks}")
+    _apply_new_task_settings(cfg, overrides, new_tasks)
     for t in new_tasks:  # a clear error for a wrong name before anything is written
         make_task(t, cfg.env, seed=0).close()
     if steps_per_task is not None:
@@ -187,7 +214,8 @@ class Trainer:
         self.eval_envs = [MetaworldTask(t, cfg.env.layout, seed=cfg.eval.seed + 1000 * i,
                                         episode_length=cfg.env.episode_length, normalize_reward=False,
                                         benchmark=self.envs[i].benchmark,
-                                        reward_version=self.envs[i].reward_version)
+                                        reward_version=self.envs[i].reward_version,
+                                        max_target_lead_m=self.envs[i].max_target_lead_m)
                           for i, t in enumerate(self.tasks)]
         obs_dim = self.envs[0].obs_dim
         if state is not None:

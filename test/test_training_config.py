@@ -32,6 +32,8 @@ def test_overrides_are_parsed_as_yaml_and_typed():
     ("env.tasks=[reach-v3, reach-v3]", "duplicates"),
     ("sac.learning_starts=10", "learning_starts=10 < sac.batch_size"),
     ("env.reward_versions={reach-v3: v3}", "env.reward_versions['reach-v3']='v3': expected one of"),
+    ("env.max_target_lead_m={reach-v3: 0}", "env.max_target_lead_m['reach-v3']=0: expected a positive number"),
+    ("env.max_target_lead_m={reach-v3: far}", "env.max_target_lead_m['reach-v3']='far': expected a positive"),
 ])
 def test_mistakes_are_named(override, message):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("(", r"\(")):

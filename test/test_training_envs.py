@@ -122,3 +122,33 @@ def test_instructions_come_from_the_shared_language_module():
     # a task without a default instruction is named in words
     assert "shelf-stack-v3" not in DEFAULT_INSTRUCTIONS
     assert instruction_for("shelf-stack-v3") == "shelf stack"
+
+
+def test_target_lead_cap_bounds_the_push_of_a_blocked_hand_and_leaves_free_motion_alone():
+    """``max_target_lead_m``: Metaworld's mocap target is kept within the cap of the hand body before each
+    action is added (as sim2real caps its target on the arm), so a hand pushed into the handle-press box no
+    longer leans on a target 20+ cm ahead; motion that never reaches the cap is unchanged."""
+    push = np.array([0.0, 1.0, 0.0, -1.0])  # into the box behind the lever
+    lead, hand_y = {}, {}
+    for cap in (None, 0.05):
+        env = MetaworldTask("handle-press-v3", "compact12", seed=0, max_target_lead_m=cap)
+        env.reset(variation=0)
+        leads = []
+        for _ in range(60):
+            r = env.step(push)
+            leads.append(env.target_lead())
+        lead[cap], hand_y[cap] = max(leads), float(r.obs[1])
+    assert lead[None] > 0.15
+    assert lead[0.05] <= 0.05 + 0.01 * np.linalg.norm(push[:3]) + 1e-3  # cap + one action's step
+    assert hand_y[0.05] < hand_y[None] - 0.005  # a weaker push: the hand gets less far into the box
+
+    free, capped = (MetaworldTask("reach-v3", "compact12", seed=0, max_target_lead_m=m) for m in (None, 0.05))
+    np.testing.assert_array_equal(free.reset(variation=1), capped.reset(variation=1))
+    rng = np.random.default_rng(0)
+    for _ in range(60):
+        a = rng.uniform(-1, 1, 4)
+        np.testing.assert_array_equal(free.step(a).obs, capped.step(a).obs)
+        assert free.target_lead() < 0.05
+    for bad in (0.0, -0.1, float("nan")):
+        with pytest.raises(ValueError, match="max_target_lead_m must be a positive number"):
+            MetaworldTask("reach-v3", "compact12", max_target_lead_m=bad)

@@ -10,7 +10,7 @@ import torch
 
 from legion_policy.agent_format import load_agent
 from legion_training.cli import main
-from legion_training.config import load_config
+from legion_training.config import ConfigError, load_config
 from legion_training.export import export_run
 from legion_training.lifelong import CHECKPOINT, Trainer, extend_run
 
@@ -90,3 +90,30 @@ def test_extend_refuses_what_cannot_work(reach_run, tmp_path):
     with pytest.raises(ValueError, match="positive integer"):
         extend_run(reach_run, tmp_path / "d", ["push-v3"], log=lambda s: None, steps_per_task=0)
     assert main(["--extend", str(reach_run), "--add-task", "push-v3", "--set", "sac.lr=1"]) == 2
+    # --set with --extend: only the new tasks' entries of the per-task env maps
+    with pytest.raises(ConfigError, match="'reach-v3' is not a task this --extend adds"):
+        extend_run(reach_run, tmp_path / "f", ["push-v3"], log=lambda s: None,
+                   overrides=["env.max_target_lead_m={reach-v3: 0.05}"])
+    with pytest.raises(ConfigError, match="only the new tasks' entries"):
+        extend_run(reach_run, tmp_path / "f", ["push-v3"], log=lambda s: None, overrides=["env.episode_length=50"])
+    with pytest.raises(ConfigError, match="expected a positive number"):
+        extend_run(reach_run, tmp_path / "f", ["push-v3"], log=lambda s: None,
+                   overrides=["env.max_target_lead_m={push-v3: -1}"])
+    assert not (tmp_path / "f" / CHECKPOINT).exists()
+
+
+def test_extend_trains_the_new_task_under_its_own_target_lead_cap(reach_run, tmp_path):
+    """``--set env.max_target_lead_m={NEW: m}`` with --extend: the new task's environments (training and
+    evaluation) cap Metaworld's target lead, the earlier task's stay as they were trained."""
+    out = tmp_path / "capped"
+    assert main(["--extend", str(reach_run), "--add-task", "push-v3", "--steps-per-task", "100", "--out", str(out),
+                 "--set", "env.max_target_lead_m={push-v3: 0.05}", "--set", "env.instructions={push-v3: shove the puck}",
+                 "--no-progress"]) == 0
+    state = _state(out)
+    assert state["config"]["env"]["max_target_lead_m"] == {"push-v3": 0.05}
+    assert state["instructions"][1] == "shove the puck"
+    trainer = Trainer(None, out, resume=True, log=lambda s: None)
+    assert [e.max_target_lead_m for e in trainer.envs] == [None, 0.05]
+    assert [e.max_target_lead_m for e in trainer.eval_envs] == [None, 0.05]
+    agent = load_agent(export_run(out, tmp_path / "agent"))
+    assert agent.provenance["training_config"]["config"]["env"]["max_target_lead_m"] == {"push-v3": 0.05}
