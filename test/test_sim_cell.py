@@ -38,10 +38,6 @@ def test_task_scene_matches_metaworld_instance(task):
     _, R = cell.tcp_pose()
     assert R[:, 2] @ np.array([0.0, 0.0, -1.0]) > 0.999
     assert cell.gripper_gap() > 0.095
-    # the fingers open along the axis of Metaworld's claws (sim y), the embodiment the skills learned
-    ours = cell.data.body("iiwa/gripper_finger_left").xpos - cell.data.body("iiwa/gripper_finger_right").xpos
-    claws = env.data.body("leftpad").xpos - env.data.body("rightpad").xpos
-    assert abs(ours @ claws) / (np.linalg.norm(ours) * np.linalg.norm(claws)) > 0.99
     assert cell.success()[task]["success"] is False
     # the arm starts free of the scene: no contact of any arm body after a few steps
     cell.step(40)

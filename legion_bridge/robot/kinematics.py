@@ -31,21 +31,18 @@ import numpy as np
 
 from legion_bridge.robot.urdf_model import RobotModel, load_robot_model
 
-#: tcp orientation "gripper pointing down" in the base frame of a kinematics without a sim mounting
-#: (a half turn about base y): tcp z = -base z, tcp x = -base x, tcp y = base y, so at A1 = 0 the
-#: wrist needs A7 = 0 (mid-range); the fingers slide along tcp y.
+#: tcp orientation "gripper pointing down" in the base frame (a half turn about base y): tcp z = -base z,
+#: tcp x = -base x, tcp y = base y, so at A1 = 0 the wrist needs A7 = 0 (mid-range), and
+#: the fingers (sliding along tcp y) open along the base y axis (sim x with the default
+#: base yaw of +90 deg; Metaworld's Sawyer fingers open along sim y, its pads sit at hand y +- 0.047 m).
 GRIPPER_DOWN_R = np.diag([-1.0, 1.0, -1.0])
 
-#: "gripper pointing down" in the sim frame: tcp z = -sim z, fingers (sliding along tcp y) opening
-#: along sim y (columns: tcp x, tcp y, tcp z), as Metaworld's Sawyer claws do (its pads sit at
-#: hand y +- 0.047 m). The finger axis is part of the embodiment the skills were learned with: a
-#: handle-press or a drawer-close pushes with the claw in line with the motion; fingers across it
-#: straddle a lever and push it with the palm 6 cm higher (ROS-free cores, 20 placements, 150 steps:
-#: handle-press 8/20 with fingers along sim x, 17/20 along sim y; drawer-close median 0.43 -> 0.21 s;
-#: docs/benchmarks.md). The gripper is symmetric, so the same orientation turned half a turn about
-#: tcp z is equally "down"; :func:`gripper_down_R` picks the one that keeps A7 further from its
-#: limits for the mounting.
-GRIPPER_DOWN_R_SIM = np.array([[-1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, -1.0]])
+#: "gripper pointing down" in the sim frame: tcp z = -sim z, fingers sliding along sim x
+#: (columns: tcp x, tcp y, tcp z). The gripper is symmetric, so the same orientation turned
+#: half a turn about tcp z is equally "down"; :func:`gripper_down_R` picks the one that
+#: keeps A7 mid-range for the mounting. With the upright default mount (base yaw +90 deg)
+#: this is GRIPPER_DOWN_R in the base frame.
+GRIPPER_DOWN_R_SIM = np.array([[0.0, -1.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 0.0, -1.0]])
 #: Half a turn about z.
 _RZ_PI = np.diag([-1.0, -1.0, 1.0])
 

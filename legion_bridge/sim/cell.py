@@ -76,18 +76,15 @@ REACH_PREFIX = "reach/"
 #: the reach goals. Reach's goal box (x [-0.1, 0.1], y [0.8, 0.9], z [0.05, 0.3]) and its puck are
 #: shifted toward the robot (its start then sits on the workspace's near edge, y 0.4): goals y
 #: [0.6, 0.7], in front of the closed drawer (handle at y 0.74) and of the lever. The hand starts at
-#: the drawer skill's start (Metaworld's + the drawer offset, raised by its START_LIFT_M). Every object
-#: and goal is reachable gripper-down (test/test_sim_cell.py).
-#:
-#: Hand start raised above Metaworld's, per task [m]. Metaworld's claws end at the fingertip centre
-#: (tcp, 4.5 cm below the hand, HAND_FROM_TCP_M); our pads reach 1 cm below it. handle-press starts
-#: the Sawyer's hand 3 cm above the lever: our fingers would start inside it. drawer-close starts the
-#: Sawyer's claw (along sim y, like our fingers) 1 mm above the open drawer: our pad would rest on it.
-START_LIFT_M: dict[str, float] = {"handle-press-v3": 0.04, "drawer-close-v3": 0.01}
+#: the drawer skill's training start (Metaworld's + the drawer offset). Every object and goal is
+#: reachable gripper-down (test/test_sim_cell.py).
 WORKBENCH_DRAWER_OFFSET = (-0.26, 0.0, 0.0)
 WORKBENCH_HANDLE_OFFSET = (0.22, 0.2, 0.0)
 WORKBENCH_REACH_OFFSET = (0.0, -0.2, 0.0)
-WORKBENCH_HAND_START = (-0.26, 0.6, 0.2 + START_LIFT_M["drawer-close-v3"])
+WORKBENCH_HAND_START = (-0.26, 0.6, 0.2)
+#: Hand start raised above Metaworld's, per task [m]: handle-press starts the Sawyer's hand 3 cm above
+#: the lever; our fingers reach 4.5 cm below the hand (HAND_FROM_TCP_M) and would start inside it.
+START_LIFT_M: dict[str, float] = {"handle-press-v3": 0.04}
 
 
 @dataclass(frozen=True)
