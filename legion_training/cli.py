@@ -61,7 +61,9 @@ def train_main(argv: list[str]) -> int:
                                        "agent of a run (see legion-train export --help)")
     p.add_argument("--config", default="smoke", help=f"one of {NAMED_CONFIGS} or a YAML file (default: smoke)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                   help="override a config value (YAML syntax), repeatable, e.g. --set sac.batch_size=256")
+                   help="override a config value (YAML syntax), repeatable, e.g. --set sac.batch_size=256; with "
+                        "--extend only the new tasks' entries of env.instructions, env.reward_versions, "
+                        "env.max_target_lead_m, e.g. --set 'env.max_target_lead_m={handle-press-v3: 0.05}'")
     p.add_argument("--out", help="run directory (default: runs/<config>-<algorithm>-s<seed>-<time>)")
     p.add_argument("--resume", metavar="RUN", help="continue the run in this directory from its last checkpoint")
     p.add_argument("--extend", metavar="RUN", help="continue the finished lifelong run RUN with more tasks "
