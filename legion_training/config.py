@@ -56,7 +56,7 @@ class EnvConfig:
                                  "capped before each action is added, as sim2real's max_target_lead_m "
                                  "(config/sim2real.yaml) caps the commanded target on the arm; tasks not listed: "
                                  "unbounded (Metaworld's own). Train a skill under the bridge's cap to learn what "
-                                 "the bridge will execute (a pushing skill otherwise leans on a target 10-15 cm "
+                                 "the bridge will execute (a pushing skill otherwise leans on a target up to 25-50 cm "
                                  "ahead of a blocked hand).")
 
 

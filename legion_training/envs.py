@@ -124,9 +124,15 @@ class MetaworldTask:
         if reward_version not in REWARD_VERSIONS:
             raise ValueError(f"{name}: reward_version {reward_version!r}: expected one of {REWARD_VERSIONS}")
         self.reward_version = reward_version
-        if max_target_lead_m is not None and not (math.isfinite(max_target_lead_m) and max_target_lead_m > 0):
-            raise ValueError(f"{name}: max_target_lead_m must be a positive number of metres, got {max_target_lead_m!r}")
-        self.max_target_lead_m = None if max_target_lead_m is None else float(max_target_lead_m)
+        self.max_target_lead_m = None
+        if max_target_lead_m is not None:
+            try:
+                self.max_target_lead_m = float(max_target_lead_m)
+            except (TypeError, ValueError):
+                self.max_target_lead_m = math.nan
+            if not (math.isfinite(self.max_target_lead_m) and self.max_target_lead_m > 0):
+                raise ValueError(f"{name}: max_target_lead_m must be a positive number of metres, "
+                                 f"got {max_target_lead_m!r}")
         self._env = self._benchmark.train_classes[name](reward_function_version=reward_version)
         self._variations = list(self._benchmark.train_tasks)
         self._rng = np.random.default_rng(seed)

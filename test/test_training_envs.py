@@ -149,6 +149,6 @@ def test_target_lead_cap_bounds_the_push_of_a_blocked_hand_and_leaves_free_motio
         a = rng.uniform(-1, 1, 4)
         np.testing.assert_array_equal(free.step(a).obs, capped.step(a).obs)
         assert free.target_lead() < 0.05
-    for bad in (0.0, -0.1, float("nan")):
+    for bad in (0.0, -0.1, float("nan"), "far"):
         with pytest.raises(ValueError, match="max_target_lead_m must be a positive number"):
             MetaworldTask("reach-v3", "compact12", max_target_lead_m=bad)
