@@ -213,9 +213,13 @@ class MetaworldTask:
         self._env.close()
 
 
-def make_task(name: str, env_cfg, seed: int) -> MetaworldTask:
-    """A task from the ``env`` section of a TrainConfig."""
+def make_task(name: str, env_cfg, seed: int, *, benchmark=None, normalize_reward: bool | None = None) -> MetaworldTask:
+    """A task from the ``env`` section of a TrainConfig (every per-task setting applied). ``benchmark``
+    shares an existing task's variations; ``normalize_reward`` overrides the config's (evaluation: False)."""
+    if normalize_reward is None:
+        normalize_reward = env_cfg.normalize_reward
     return MetaworldTask(name, env_cfg.layout, seed=seed, episode_length=env_cfg.episode_length,
-                         normalize_reward=env_cfg.normalize_reward, reward_norm_eps=env_cfg.reward_norm_eps,
+                         normalize_reward=normalize_reward, reward_norm_eps=env_cfg.reward_norm_eps,
+                         benchmark=benchmark,
                          reward_version=env_cfg.reward_versions.get(name, DEFAULT_REWARD_VERSION),
                          max_target_lead_m=env_cfg.max_target_lead_m.get(name))

@@ -35,7 +35,7 @@ from legion_policy.observation_layout import ACTION_SPEC
 
 from .config import ConfigError, TrainConfig, config_from_dict, parse_override
 from .dpmm import DPMM, responsibilities
-from .envs import MetaworldTask, instruction_for, make_task
+from .envs import instruction_for, make_task
 from .learner import Learner, uses_encoder
 from .replay import ReplayBuffer
 
@@ -211,11 +211,8 @@ class Trainer:
         self.tasks = list(cfg.env.tasks)
         # one training env and one evaluation env per task (own seeds: evaluation never moves training RNG)
         self.envs = [make_task(t, cfg.env, seed=seed + 1000 * i) for i, t in enumerate(self.tasks)]
-        self.eval_envs = [MetaworldTask(t, cfg.env.layout, seed=cfg.eval.seed + 1000 * i,
-                                        episode_length=cfg.env.episode_length, normalize_reward=False,
-                                        benchmark=self.envs[i].benchmark,
-                                        reward_version=self.envs[i].reward_version,
-                                        max_target_lead_m=self.envs[i].max_target_lead_m)
+        self.eval_envs = [make_task(t, cfg.env, seed=cfg.eval.seed + 1000 * i, benchmark=self.envs[i].benchmark,
+                                    normalize_reward=False)
                           for i, t in enumerate(self.tasks)]
         obs_dim = self.envs[0].obs_dim
         if state is not None:
