@@ -43,7 +43,7 @@ REASONS = (
     "joint_state_wrong_size", "joint_state_wrong_names", "joint_state_not_finite",
     "joint_state_out_of_limits", "joint_state_stale", "joint_state_from_future", "joint_state_missing",
     "target_not_finite", "ik_failed", "command_out_of_limits", "command_too_fast", "outside_workspace",
-    "disabled", "watchdog",
+    "disabled", "watchdog", "binding_invalid",
 )
 
 

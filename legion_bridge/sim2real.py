@@ -8,7 +8,11 @@ Per action (Metaworld semantics, :data:`~legion_policy.observation_layout.ACTION
    (``target_base: measured``) or the last commanded target (``commanded``: Metaworld's
    mocap, which accumulates; kept within ``max_target_lead_m`` of the measured hand);
 3. clip the target to the calibrated workspace box (sim frame);
-4. sim -> base frame, IK (gripper down) seeded by the step's start; a failed IK holds;
+4. sim -> base frame, IK (gripper down, the fingers at the commanded yaw) seeded by the step's start;
+   a failed IK holds. The binding (``/legion/binding``) may name the step's ``finger_yaw_deg``
+   (:data:`legion_policy.tasks.FINGER_YAW_DEG_BY_TASK`): the commanded yaw slews there from the
+   measured one at most ``finger_yaw_rate_deg_s``, accelerating and braking at
+   ``finger_yaw_acceleration_deg_s2`` (with the flange down a yaw is A7 alone), one period per action;
 5. the safety envelope (:mod:`legion_bridge.safety`) bounds the joint step (position limits
    minus a margin, velocity over the command horizon, acceleration between commands) and
    checks the commanded hand is in the box. The step starts where the previous command has
@@ -29,12 +33,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
+import json
+import math
+
 import numpy as np
 
 from legion_bridge.hand import HandFrames
 from legion_bridge.safety import (CommandResult, Rejection, RejectionCounter, SafetyEnvelope, SafetyLimits,
                                   check_action)
 from legion_policy.observation_layout import ACTION_SPEC, ActionSpec
+from legion_policy.tasks import validate_binding
 
 TARGET_BASES = ("measured", "commanded")
 
@@ -65,13 +73,19 @@ class Sim2RealConfig:
     #: command), kept within this much motion at the velocity limit of the measured joints [s];
     #: 0 = every step starts at the measured joints (each command then loses the delay's motion)
     reference_lead_s: float = 0.0125
+    #: fastest turn of the fingers' yaw between two bindings' finger_yaw_deg [deg/s] (A7; below its
+    #: datasheet limit x velocity_scale, which the envelope enforces on everything anyway)
+    finger_yaw_rate_deg_s: float = 60.0
+    #: acceleration and braking of that turn [deg/s^2]
+    finger_yaw_acceleration_deg_s2: float = 300.0
 
     def __post_init__(self) -> None:
         if self.target_base not in TARGET_BASES:
             raise ValueError(f"target_base must be one of {TARGET_BASES}, got {self.target_base!r}")
         object.__setattr__(self, "action_watchdog_disables", bool(self.action_watchdog_disables))
         for name in ("period_s", "horizon_s", "max_target_lead_m", "action_timeout_periods",
-                     "joint_state_timeout_periods", "ik_position_tolerance_m"):
+                     "joint_state_timeout_periods", "ik_position_tolerance_m",
+                     "finger_yaw_rate_deg_s", "finger_yaw_acceleration_deg_s2"):
             v = getattr(self, name)
             if not (np.isfinite(v) and v > 0):
                 raise ValueError(f"sim2real: {name} must be a positive number, got {v}")
@@ -112,6 +126,9 @@ class _State:
     # (None after a hold: the next step starts at the measured joints)
     ref_from: np.ndarray | None = None
     ref_to: np.ndarray | None = None
+    # finger yaw: the commanded one and its rate (None: from the measured joints at the next move) [rad, rad/s]
+    yaw: float | None = None
+    yaw_rate: float = 0.0
     holding: bool = True
     enabled: bool = False
 
@@ -131,6 +148,8 @@ class Sim2RealCore:
         self.sent_moves = 0
         self.sent_holds = 0
         self.last_ik_error = float("nan")
+        #: the finger yaw the binding asks for [rad]; 0 = fingers along sim x until a binding names one
+        self.yaw_goal = 0.0
 
     # ------------------------------------------------------------------ status
     @property
@@ -170,6 +189,40 @@ class Sim2RealCore:
             self.s.obs_resumed_time = now_s
         self.s.obs_time = now_s
 
+    def on_binding(self, data: str | Mapping) -> str | None:
+        """A /legion/binding (JSON or dict): takes its ``finger_yaw_deg`` as the yaw goal when it names one.
+        Returns None when accepted, else the reason (counted; the yaw goal is unchanged)."""
+        try:
+            b = validate_binding(dict(json.loads(data) if isinstance(data, str) else data))
+        except (ValueError, TypeError) as exc:  # JSONDecodeError is a ValueError
+            self.counter.add("binding_invalid", str(exc))
+            return str(exc)
+        if b.get("finger_yaw_deg") is not None:
+            self.yaw_goal = math.radians(b["finger_yaw_deg"])
+        return None
+
+    def _slew_yaw(self, q_start: np.ndarray) -> float:
+        """The next commanded finger yaw [rad]: one period of a rate- and acceleration-limited turn
+        toward :attr:`yaw_goal`, starting from the measured yaw after a hold or an enable."""
+        s, cfg = self.s, self.cfg
+        if s.yaw is None:
+            s.yaw, s.yaw_rate = self.kin.finger_yaw(q_start), 0.0
+        dt = cfg.period_s
+        vmax = math.radians(cfg.finger_yaw_rate_deg_s)
+        acc = math.radians(cfg.finger_yaw_acceleration_deg_s2)
+        err = self.yaw_goal - s.yaw
+        # the fastest rate toward the goal that still stops there braking at ``acc`` in steps of dt
+        # (the discrete form of sqrt(2 acc err): v dt + (v - acc dt) dt + ... <= err), within the rate limit
+        ad = acc * dt
+        want = math.copysign(min(vmax, ad * (math.sqrt(0.25 + 2.0 * abs(err) / (ad * dt)) - 0.5)), err)
+        rate = float(np.clip(want, s.yaw_rate - acc * dt, s.yaw_rate + acc * dt))
+        step = rate * dt
+        if abs(step) >= abs(err) or abs(err) < 1e-9:   # arrives this period
+            s.yaw, s.yaw_rate = self.yaw_goal, 0.0
+        else:
+            s.yaw, s.yaw_rate = s.yaw + step, rate
+        return s.yaw
+
     def set_enabled(self, enabled: bool, now_s: float) -> Command | None:
         """Enable or disable motion; disabling returns a hold (stop now)."""
         was = self.s.enabled
@@ -179,6 +232,7 @@ class Sim2RealCore:
         if enabled and not was:  # the action watchdog re-arms with the first action
             self.s.holding, self.s.target_hand, self.s.v_prev = True, None, None
             self.s.ref_from = self.s.ref_to = None
+            self.s.yaw = None
             self.s.action_time = -np.inf
         return None
 
@@ -243,6 +297,7 @@ class Sim2RealCore:
         already = self.s.holding
         self.s.holding, self.s.v_prev, self.s.target_hand = True, None, None
         self.s.ref_from = self.s.ref_to = None
+        self.s.yaw = None  # the arm stops: the turn restarts from the measured yaw
         if self.s.q is None or already:
             return None
         q = self.envelope.hold(self.s.q)
@@ -279,7 +334,8 @@ class Sim2RealCore:
         else:
             base = hand_meas
         target = np.clip(base + a[:3] * self.spec.position_scale, lim.workspace_min, lim.workspace_max)
-        ik = self.kin.ik(self.hand.tcp_base_for_hand(target), q_start)
+        R = self.kin.gripper_down_yawed(self._slew_yaw(q_start))
+        ik = self.kin.ik(self.hand.tcp_base_for_hand(target), q_start, R_target=R)
         self.last_ik_error = float(ik.position_error)
         if not float(ik.position_error) <= cfg.ik_position_tolerance_m:
             self.envelope.reject(Rejection("ik_failed", f"target {target.round(4).tolist()} missed by "
@@ -306,5 +362,7 @@ class Sim2RealCore:
                 "sent_holds": self.sent_holds, "rejected_total": self.counter.total,
                 "acceleration_overridden": self.envelope.acceleration_overrides,
                 "last_ik_error_m": self.last_ik_error,
+                "finger_yaw_goal_deg": math.degrees(self.yaw_goal),
+                "finger_yaw_commanded_deg": float("nan") if self.s.yaw is None else math.degrees(self.s.yaw),
                 "last_rejection": "" if self.counter.last is None else ": ".join(self.counter.last),
                 **self.counter.as_dict()}

@@ -35,7 +35,8 @@ import numpy as np
 
 from legion_policy.observation_layout import ObservationLayout
 from legion_policy.success import SuccessPredicate, get_predicate
-from legion_policy.tasks import MOVE_TO, MOVE_TO_BINDING, default_binding, quat_order, validate_binding
+from legion_policy.tasks import (MOVE_TO, MOVE_TO_BINDING, default_binding, finger_yaw_deg, quat_order,
+                                 validate_binding)
 
 #: Defaults when neither the step nor the sequence says otherwise.
 DEFAULT_K_CONSECUTIVE = 3
@@ -125,7 +126,7 @@ def build_step(entry: Mapping[str, Any], index: int, skills: SkillInfo, match: M
         predicate = get_predicate(skills[skill].get("predicate"))
     except KeyError:
         raise SequenceError(f"{where}: skill {skill!r} has no success predicate, the sequencer cannot judge it") from None
-    base = dict(skills[skill].get("binding") or default_binding(skill))
+    base = dict(skills[skill].get("binding") or (MOVE_TO_BINDING if skill == MOVE_TO else default_binding(skill)))
     override = entry.get("binding") or {}
     if not isinstance(override, Mapping):
         raise SequenceError(f"{where}: 'binding' must be a mapping")
@@ -135,6 +136,8 @@ def build_step(entry: Mapping[str, Any], index: int, skills: SkillInfo, match: M
     if "goal_object" in override and override["goal_object"] is not None:
         merged["goal"] = None
     merged.setdefault("quat_order", quat_order(skill))
+    if skill != MOVE_TO:  # a learned skill runs with its finger yaw (agents exported before it was recorded)
+        merged.setdefault("finger_yaw_deg", finger_yaw_deg(skill))
     try:
         binding = validate_binding({"skill": skill, **merged}, f"{where} binding")
     except ValueError as exc:

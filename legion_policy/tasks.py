@@ -6,6 +6,7 @@
   slots and which goal, in the single-task scenes of the simulated cell (object
   ``object``, goal ``goal``). The JSON shape is the one of ``/legion/binding``
   (docs/architecture.md) without the ``skill`` key.
+* :data:`FINGER_YAW_DEG_BY_TASK`: how the robot's gripper is turned for each skill.
 """
 from __future__ import annotations
 
@@ -23,6 +24,15 @@ QUAT_ORDER_BY_TASK: dict[str, str] = {
     "handle-press-v3": "zero",
 }
 assert set(QUAT_ORDER_BY_TASK.values()) <= set(QUAT_ORDERS)
+
+#: Yaw of the gripper's fingers each skill runs with on the robot [deg], about world up (sim +z) from
+#: fingers opening along sim x (0, the bridge's default). Metaworld's Sawyer claws open along sim y;
+#: the project's gripper body is 14 cm long along its finger axis. A handle-press with the fingers
+#: across the lever straddles it and pushes with the palm (ROS-free cores, 20 placements, 150 steps:
+#: 8/20 along sim x, 17/20 along sim y), while a drawer-close in the workbench with the fingers
+#: along sim y rests the gripper body on the drawer case (4/10 sequences failed), so only
+#: handle-press turns. sim2real slews the turn within the joint limits (docs/bridge.md).
+FINGER_YAW_DEG_BY_TASK: dict[str, float] = {"handle-press-v3": 90.0}
 
 #: Largest accepted ``task_offset`` component [m]: more than a table's length is a mistake, not a cell.
 MAX_TASK_OFFSET_M = 1.0
@@ -44,10 +54,15 @@ def quat_order(task: str) -> str:
     return QUAT_ORDER_BY_TASK.get(task, "xyzw")
 
 
+def finger_yaw_deg(task: str) -> float:
+    """Finger yaw ``task`` runs with [deg]; 0 (fingers along sim x) for a task the table does not list."""
+    return float(FINGER_YAW_DEG_BY_TASK.get(task, 0.0))
+
+
 def default_binding(task: str) -> dict:
     """Object binding of ``task`` in its single-task scene."""
     return {"objects": [SINGLE_TASK_OBJECT], "goal": None, "goal_object": SINGLE_TASK_GOAL,
-            "quat_order": quat_order(task)}
+            "quat_order": quat_order(task), "finger_yaw_deg": finger_yaw_deg(task)}
 
 
 def validate_binding(binding: dict, where: str = "binding") -> dict:
@@ -59,11 +74,14 @@ def validate_binding(binding: dict, where: str = "binding") -> dict:
     skill was trained. real2sim subtracts it from every position it puts in the observation
     (hand, bound objects, goal), so the policy sees the task in its training region; the
     displacement actions and the distance-based success predicates do not change under
-    the shift. Kept only when given.
+    the shift. Kept only when given. ``finger_yaw_deg`` (optional, degrees in [-180, 180]): the
+    gripper's finger yaw for this step (:data:`FINGER_YAW_DEG_BY_TASK`); sim2real turns the
+    gripper there within its rate limits; absent = keep the current one. Kept only when given.
     """
     if not isinstance(binding, dict):
         raise ValueError(f"{where}: expected a mapping, got {type(binding).__name__}")
-    unknown = sorted(set(binding) - {"skill", "objects", "goal", "goal_object", "quat_order", "task_offset"})
+    unknown = sorted(set(binding) - {"skill", "objects", "goal", "goal_object", "quat_order", "task_offset",
+                                      "finger_yaw_deg"})
     if unknown:
         raise ValueError(f"{where}: unknown keys {unknown}")
     objects = binding.get("objects", [])
@@ -93,6 +111,16 @@ def validate_binding(binding: dict, where: str = "binding") -> dict:
             raise ValueError(f"{where}: 'task_offset' must be [dx, dy, dz] in metres, each within "
                              f"+-{MAX_TASK_OFFSET_M} m, got {binding['task_offset']!r}")
         out["task_offset"] = off
+    if binding.get("finger_yaw_deg") is not None:
+        yaw = binding["finger_yaw_deg"]
+        try:
+            yaw = float(yaw)
+        except (TypeError, ValueError):
+            yaw = float("nan")
+        if isinstance(binding["finger_yaw_deg"], bool) or not (math.isfinite(yaw) and abs(yaw) <= 180.0):
+            raise ValueError(f"{where}: 'finger_yaw_deg' must be an angle in degrees within [-180, 180], "
+                             f"got {binding['finger_yaw_deg']!r}")
+        out["finger_yaw_deg"] = yaw
     if "skill" in binding:
         out = {"skill": binding["skill"], **out}
     return out

@@ -171,6 +171,27 @@ def test_ik_gripper_down_in_the_cell(name, cell):
     assert np.all(_elbow_above_shoulder_wrist_line(kin, cell, res.q[ok]) > 0)
 
 
+@pytest.mark.parametrize("name", ARMS)
+def test_finger_yaw_turns_the_fingers_about_world_up_and_is_read_back(name, cell):
+    """gripper_down_yawed(yaw): still pointing down, the fingers (tcp y) at ``yaw`` from sim x; every
+    workspace point reachable with the fingers along sim y too (handle-press); finger_yaw reads it back."""
+    kin = Kinematics(name, sim_from_base=cell.sim_from_base)
+    rng = np.random.default_rng(RNG_SEED + 6)
+    targets_sim = _sim_targets(200, rng)
+    res = kin.ik(cell.base_from_sim.apply(targets_sim), R_target=kin.gripper_down_yawed(np.pi / 2))
+    assert res.success.mean() >= 0.99
+    R_sim = cell.sim_from_base.R @ kin.fk(res.q[res.success])[1]
+    np.testing.assert_allclose(R_sim[:, :, 2], np.broadcast_to([0, 0, -1], R_sim[:, :, 2].shape), atol=1e-3)
+    np.testing.assert_allclose(R_sim[:, :, 1], np.broadcast_to([0, 1, 0], R_sim[:, :, 1].shape), atol=1e-3)
+    assert np.all(kin.model.within_limits(res.q, margin=kin.config.limit_margin - 1e-12))
+    yaws = rng.uniform(-np.pi * 0.95, np.pi * 0.95, size=20)
+    for yaw in yaws:
+        r = kin.ik(cell.base_from_sim.apply(np.array([0.0, 0.6, 0.15])), R_target=kin.gripper_down_yawed(yaw))
+        assert r.success and kin.finger_yaw(r.q) == pytest.approx(yaw, abs=2e-3)
+        R = cell.sim_from_base.R @ kin.fk(r.q)[1]
+        np.testing.assert_allclose(R[:, 1], [np.cos(yaw), np.sin(yaw), 0.0], atol=2e-3)
+
+
 def test_default_orientation_is_gripper_down_for_an_upright_base():
     kin = Kinematics("iiwa7")
     np.testing.assert_array_equal(kin.gripper_down_R, GRIPPER_DOWN_R)

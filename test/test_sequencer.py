@@ -11,6 +11,7 @@ import yaml
 from legion_policy.agent_format import load_agent
 from legion_policy.observation_layout import COMPACT12, METAWORLD39
 from legion_policy.policy import SkillMatcher
+from legion_policy.tasks import FINGER_YAW_DEG_BY_TASK, finger_yaw_deg
 from legion_policy.sequencer import (STOP_TASK, SequenceError, SequenceRunner, build_sequence,
                                      format_report_table, load_sequence_file, single_task_sequence,
                                      skills_from_agent, write_report)
@@ -62,7 +63,7 @@ def test_three_step_sequence_advances_and_reports():
     cmds = run_world(runner, ScriptedWorld())
     assert [c.task for c in cmds] == ["reach-v3", "push-v3", "button-press-topdown-v3", STOP_TASK]
     assert cmds[1].binding == {"skill": "push-v3", "objects": ["puck"], "goal": None, "goal_object": "push_goal",
-                               "quat_order": "xyzw"}
+                               "quat_order": "xyzw", "finger_yaw_deg": 0.0}
     assert cmds[2].binding["quat_order"] == "wxyz"         # the button task's quaternion order by default
     assert cmds[-1].enable is False and cmds[-1].finished
     report = runner.report()
@@ -137,6 +138,8 @@ def test_tick_times_out_without_observations_and_abort():
     ({"steps": [{"skill": "push-v3", "binding": {"objects": ["a", "b", "c"]}}]}, r"step 1 binding: 'objects'"),
     ({"steps": [{"skill": "push-v3", "binding": {"quat_order": "zyx"}}]}, r"quat_order"),
     ({"steps": [{"skill": "push-v3", "binding": {"task_offset": [0.1, 0.2]}}]}, r"step 1 binding: 'task_offset'"),
+    ({"steps": [{"skill": "push-v3", "binding": {"finger_yaw_deg": 270}}]}, r"step 1 binding: 'finger_yaw_deg'"),
+    ({"steps": [{"skill": "push-v3", "binding": {"finger_yaw_deg": "x"}}]}, r"step 1 binding: 'finger_yaw_deg'"),
     ({"steps": [{"skill": "push-v3", "timeout_s": -1}]}, r"step 1: timeout_s must be"),
     ({"steps": [{"skill": "push-v3", "k_consecutive": 0}]}, r"step 1: k_consecutive must be"),
     ({"steps": [{"skill": "no-predicate"}]}, r"has no success predicate"),
@@ -166,6 +169,19 @@ def test_task_offset_reaches_the_published_binding_only_where_given():
     seq = build_sequence(doc, SKILLS, no_language)
     assert seq.steps[0].binding["task_offset"] == [0.3, -0.1, 0.0]
     assert "task_offset" not in seq.steps[1].binding
+
+
+def test_learned_skills_carry_their_finger_yaw_and_move_to_keeps_the_current_one():
+    skills = {**SKILLS, "handle-press-v3": {"predicate": "handle-press-v3", "binding": None},
+              "move-to": {"predicate": "move-to", "binding": None}}
+    doc = {"steps": [{"skill": "handle-press-v3"}, {"skill": "push-v3"},
+                     {"skill": "push-v3", "binding": {"finger_yaw_deg": -45}},
+                     {"skill": "move-to", "binding": {"goal": [0.0, 0.6, 0.2]}},
+                     {"skill": "move-to", "binding": {"goal": [0.0, 0.6, 0.2], "finger_yaw_deg": 90}}]}
+    b = [s.binding for s in build_sequence(doc, skills, no_language).steps]
+    assert b[0]["finger_yaw_deg"] == FINGER_YAW_DEG_BY_TASK["handle-press-v3"] == 90.0
+    assert b[1]["finger_yaw_deg"] == 0.0 and b[2]["finger_yaw_deg"] == -45.0
+    assert "finger_yaw_deg" not in b[3] and b[4]["finger_yaw_deg"] == 90.0
 
 
 def test_layout_without_the_predicate_fields_is_refused():
@@ -212,7 +228,7 @@ def test_instruction_steps_resolve_with_minilm_and_single_task(real_agent):
         build_sequence({"steps": [{"instruction": "bake a cake"}]}, skills, matcher)
     one = single_task_sequence("button-press-topdown-v3", skills, matcher)
     assert one.steps[0].binding == {"skill": "button-press-topdown-v3", "objects": ["object"], "goal": None,
-                                    "goal_object": "goal", "quat_order": "wxyz"}
+                                    "goal_object": "goal", "quat_order": "wxyz", "finger_yaw_deg": 0.0}
 
 
 def test_missing_file_and_written_report(tmp_path):
@@ -290,3 +306,12 @@ def test_workbench_sequence_matches_the_scene_and_starts_each_skill_where_it_lea
             if k > 0:
                 assert steps[k - 1]["skill"] == "move-to"
                 np.testing.assert_allclose(steps[k - 1]["binding"]["goal"], start(step["skill"]), atol=1e-6)
+    # every learned skill starts with the gripper already turned to its finger yaw (set by a move-to before it;
+    # the hand starts with the first skill's)
+    yaw = finger_yaw_deg(learned[0]["skill"])
+    for step in steps:
+        if step["skill"] == "move-to":
+            yaw = step["binding"].get("finger_yaw_deg", yaw)
+        else:
+            assert yaw == finger_yaw_deg(step["skill"]), step
+    assert any(finger_yaw_deg(s["skill"]) != 0.0 for s in learned)   # the turn is exercised

@@ -107,7 +107,8 @@ def test_sequence_transitions_and_report(agent_path, tmp_path):
         skills = [b["skill"] for b in _dedup(src.bindings)]
         assert skills == ["reach-v3", "push-v3", "button-press-topdown-v3"]
         assert _dedup(src.bindings)[2] == {"skill": "button-press-topdown-v3", "objects": ["button"], "goal": None,
-                                           "goal_object": "button_goal", "quat_order": "wxyz"}
+                                           "goal_object": "button_goal", "quat_order": "wxyz",
+                                           "finger_yaw_deg": 0.0}
         assert src.enables == [False]        # never enables by itself, disables at the end
         # the world really reached every goal
         assert np.linalg.norm(src.world.pos["puck"] - src.world.pos["push_goal"]) <= 0.05

@@ -265,3 +265,65 @@ def test_the_step_start_stays_within_the_lead_of_the_measurement_and_resets_on_h
     core.on_joint_state(NAMES, q0, now, now)
     first = core.on_action([0.0, 1.0, 0.0, 0.0], now)
     assert np.all(np.abs(first.q - q0) <= lim.max_velocity * cfg.horizon_s * (1 + 1e-9))
+
+
+def test_binding_finger_yaw_is_reached_by_a_rate_limited_turn_that_keeps_the_hand():
+    """A binding naming finger_yaw_deg turns the fingers there: never faster than the rate limit, with the
+    acceleration limit, the hand held where the policy puts it, and the yaw kept once reached."""
+    core = _core(FREE, target_base="commanded", finger_yaw_rate_deg_s=60.0, finger_yaw_acceleration_deg_s2=300.0)
+    q0 = q_for_hand(START)
+    assert abs(KIN.finger_yaw(q0)) < 1e-6                      # starts with the fingers along sim x
+    assert core.on_binding('{"objects": [], "goal": [0, 0.6, 0.2], "finger_yaw_deg": 90}') is None
+    q, now, cmds, yaws = q0.copy(), 10.0, [], []
+    for _ in range(200):                                       # 2.5 s of "stay here" actions
+        core.on_joint_state(NAMES, q, now, now)
+        cmds.append(core.on_action(np.zeros(4), now))
+        q = cmds[-1].q
+        yaws.append(core.status()["finger_yaw_commanded_deg"])
+        now += core.cfg.period_s
+    assert all(c.kind == "move" for c in cmds)
+    # the commanded joints carry the commanded yaw (to the IK's orientation tolerance)
+    achieved = np.degrees([KIN.finger_yaw(c.q) for c in cmds])
+    np.testing.assert_allclose(achieved, yaws, atol=np.degrees(KIN.config.orientation_tolerance))
+    yaws = np.array(yaws)
+    rates = np.diff(yaws) / core.cfg.period_s
+    assert rates.max() <= 60.0 + 1e-6 and rates.min() >= 0.0
+    assert np.abs(np.diff(rates)).max() / core.cfg.period_s <= 300.0 * 1.01
+    assert yaws[-1] == pytest.approx(90.0, abs=1e-9)
+    first = int(np.argmax(yaws >= 90.0 - 1e-3))
+    assert 1.5 <= first * core.cfg.period_s <= 2.0                  # 90 deg at 60 deg/s with ramps: ~1.7 s
+    np.testing.assert_allclose(HAND.hand_sim(q), START, atol=1e-3)  # the hand stayed put while turning
+    # the fingers now open along sim y
+    R_sim = CAL.sim_from_base.R @ KIN.fk(q)[1]
+    np.testing.assert_allclose(np.abs(R_sim[:, 1]), [0.0, 1.0, 0.0], atol=1e-3)
+    assert core.status()["finger_yaw_goal_deg"] == 90.0
+
+
+def test_finger_yaw_turn_restarts_from_the_measured_yaw_after_a_hold():
+    core = _core(FREE, target_base="measured")
+    q0 = q_for_hand(START)
+    core.on_binding({"objects": [], "goal": [0, 0.6, 0.2], "finger_yaw_deg": -90})
+    q, now, _ = _run(core, [np.zeros(4)] * 40, q0)             # half a second: mid-turn
+    mid = np.degrees(KIN.finger_yaw(q))
+    assert -80.0 < mid < -5.0
+    core.set_enabled(False, now)
+    core.set_enabled(True, now)
+    _, _, cmds = _run(core, [np.zeros(4)], q, t0=now)
+    # the first command after the re-enable continues from where the arm is, at most one period of rate away
+    assert abs(np.degrees(KIN.finger_yaw(cmds[0].q)) - mid) <= 300.0 * core.cfg.period_s ** 2 + 1e-6
+
+
+@pytest.mark.parametrize("bad", ['{"finger_yaw_deg": 400}', '{"finger_yaw_deg": "east"}', "not json",
+                                 '{"objects": "puck"}'])
+def test_a_bad_binding_is_counted_and_keeps_the_finger_yaw(bad):
+    core = _core(FREE)
+    core.on_binding({"objects": [], "finger_yaw_deg": 45})
+    assert core.on_binding(bad) is not None
+    assert core.counter.counts["binding_invalid"] == 1 and np.degrees(core.yaw_goal) == pytest.approx(45.0)
+    core.on_binding({"objects": []})                           # no finger yaw named: kept
+    assert np.degrees(core.yaw_goal) == pytest.approx(45.0)
+
+
+def test_finger_yaw_config_must_be_positive():
+    with pytest.raises(ValueError, match="finger_yaw_rate_deg_s must be a positive number"):
+        Sim2RealConfig(finger_yaw_rate_deg_s=0.0)

@@ -9,7 +9,7 @@ import pytest
 
 from legion_bridge.sim.cell import START_LIFT_M, TABLETOP, TASK_OBJECTS, Cell
 from legion_policy.observation_layout import HAND_FROM_TCP_M, quat_in_order
-from legion_policy.tasks import quat_order
+from legion_policy.tasks import finger_yaw_deg, quat_order
 
 warnings.filterwarnings("ignore", category=UserWarning)
 SAWYER_BODIES = ("base", "mocap", "hand", "right_hand", "rightclaw_it", "leftpad")
@@ -37,6 +37,9 @@ def test_task_scene_matches_metaworld_instance(task):
     np.testing.assert_allclose(cell.hand_pos(), env.hand_init_pos + lift, atol=1e-3)
     _, R = cell.tcp_pose()
     assert R[:, 2] @ np.array([0.0, 0.0, -1.0]) > 0.999
+    # the fingers (sliding along tcp y) turned as the task runs on the robot (handle-press: along sim y)
+    yaw = np.radians(finger_yaw_deg(task))
+    assert abs(R[:, 1] @ np.array([np.cos(yaw), np.sin(yaw), 0.0])) > 0.999
     assert cell.gripper_gap() > 0.095
     assert cell.success()[task]["success"] is False
     # the arm starts free of the scene: no contact of any arm body after a few steps

@@ -1,7 +1,8 @@
 """sim2real node: /legion/action -> safe joint commands (+ gripper command), thin shell around
 :class:`legion_bridge.sim2real.Sim2RealCore`.
 
-Subscribes: joint states, actions, /legion/enable (latched). Publishes: a one-point
+Subscribes: joint states, actions, /legion/enable (latched), /legion/binding (latched: the step's
+finger yaw). Publishes: a one-point
 trajectory_msgs/JointTrajectory (time_from_start = command horizon) on the JTC topic, or a
 std_msgs/Float64MultiArray on the position command topic (``command_interface``), the
 gripper command (std_msgs/Float64), and /diagnostics with every rejection counter.
@@ -9,13 +10,14 @@ Commands are computed when an action arrives; a timer every policy period runs t
 """
 from __future__ import annotations
 
+import math
 import sys
 
 from builtin_interfaces.msg import Duration
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Bool, Float32MultiArray, Float64, Float64MultiArray
+from std_msgs.msg import Bool, Float32MultiArray, Float64, Float64MultiArray, String
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from legion_bridge.nodes.bridge_params import declare_cell, declare_period, stamp_s
@@ -49,6 +51,10 @@ class Sim2RealNode(Node):
             reference_lead_s=d("reference_lead_s", dc.reference_lead_s,
                                "a step starts at the previous command followed in time, at most this much motion at the "
                                "velocity limit ahead of the measured joints (covers the feedback delay) [s]; 0 = at the measured joints"),
+            finger_yaw_rate_deg_s=d("finger_yaw_rate_deg_s", dc.finger_yaw_rate_deg_s,
+                                    "fastest turn of the fingers to a binding's finger_yaw_deg [deg/s]"),
+            finger_yaw_acceleration_deg_s2=d("finger_yaw_acceleration_deg_s2", dc.finger_yaw_acceleration_deg_s2,
+                                             "acceleration and braking of that turn [deg/s^2]"),
         )
         model = hand.kin.model
         limit_params = {
@@ -86,6 +92,8 @@ class Sim2RealNode(Node):
         self.create_subscription(JointState, js_topic, self._on_joint_state, STREAM_QOS)
         self.create_subscription(Float32MultiArray, action_topic, self._on_action, STREAM_QOS)
         self.create_subscription(Bool, enable_topic, self._on_enable, LATCHED_QOS)
+        binding_topic = t("binding_topic", "/legion/binding", "std_msgs/String binding JSON (latched): its finger_yaw_deg")
+        self.create_subscription(String, binding_topic, self._on_binding, LATCHED_QOS)
         # observations only tell the watchdog whether the policy or its input stalled
         obs_topic = t("observation_topic", "/legion/observation", "observations (watchdog: policy vs input stall)")
         self.create_subscription(Float32MultiArray, obs_topic, lambda _m: self.core.on_observation(self._now()),
@@ -116,6 +124,15 @@ class Sim2RealNode(Node):
         if was != self.core.enabled:
             self.get_logger().warning(f"motion {'ENABLED' if self.core.enabled else 'disabled'}")
             self.publish_diagnostics()
+
+    def _on_binding(self, msg: String) -> None:
+        before = self.core.yaw_goal
+        problem = self.core.on_binding(msg.data)
+        if problem is not None:
+            self.get_logger().error(f"binding refused, finger yaw kept at {math.degrees(before):.1f} deg: {problem}")
+            self.publish_diagnostics()
+        elif self.core.yaw_goal != before:
+            self.get_logger().info(f"finger yaw goal {math.degrees(before):.1f} -> {math.degrees(self.core.yaw_goal):.1f} deg")
 
     def _on_tick(self) -> None:
         was = self.core.enabled

@@ -177,6 +177,24 @@ class Kinematics:
         #: default IK orientation: gripper pointing down in the world, in the base frame
         self.gripper_down_R = GRIPPER_DOWN_R if sim_from_base is None else gripper_down_R(self, R_mount)
 
+    # ------------------------------------------------------------------ finger yaw
+    def gripper_down_yawed(self, yaw_rad: float) -> np.ndarray:
+        """Gripper down with the fingers turned by ``yaw_rad`` about world up (sim +z, counter-clockwise
+        seen from above) from :attr:`gripper_down_R` (yaw 0: fingers along sim x), in the base frame.
+
+        The tool axis points down (tcp z = -sim z), so a turn about world up is the opposite turn
+        about tcp z: ``gripper_down_R @ Rz(-yaw)``. With the flange pointing down this is A7 alone.
+        """
+        c, s = np.cos(float(yaw_rad)), np.sin(float(yaw_rad))
+        return self.gripper_down_R @ np.array([[c, s, 0.0], [-s, c, 0.0], [0.0, 0.0, 1.0]])
+
+    def finger_yaw(self, q) -> float:
+        """The fingers' yaw of joints ``q`` [rad] in (-pi, pi]: the inverse of :meth:`gripper_down_yawed`
+        (for a tcp not pointing exactly down, the yaw of its projection)."""
+        _, R = self.fk(np.asarray(q, dtype=np.float64))
+        M = self.gripper_down_R.T @ R  # = Rz(-yaw) when pointing down
+        return float(-np.arctan2(M[1, 0], M[0, 0]))
+
     # ------------------------------------------------------------------ forward kinematics
     def _forward(self, q: np.ndarray):
         """q (B, n) -> tcp p (B,3), R (B,3,3), joint axes (B,n,3) and origins (B,n,3) in the base frame."""

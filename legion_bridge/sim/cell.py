@@ -43,7 +43,7 @@ from legion_bridge.robot.urdf_model import RobotModel, load_robot_model
 from legion_bridge.sim.mujoco_model import ARM_PREFIX, ArmIndex, ServoConfig, attach_arm, finger_ctrl
 from legion_policy.observation_layout import HAND_FROM_TCP_M, METAWORLD39, gripper_opening_from_gap, quat_in_order
 from legion_policy.success import get_predicate
-from legion_policy.tasks import quat_order
+from legion_policy.tasks import finger_yaw_deg, quat_order
 
 #: The MT10 tasks (all have a single-task scene).
 MT10_TASKS = ("reach-v3", "push-v3", "pick-place-v3", "door-open-v3", "drawer-open-v3", "drawer-close-v3",
@@ -370,7 +370,8 @@ class Cell:
             hand = inst["hand_init"] + np.array([0.0, 0.0, START_LIFT_M.get(self.scene, 0.0)])
         for name, g in goals.items():
             m.body_pos[m.body(name).id] = g
-        q = self.arm_start(hand)
+        # the gripper starts turned as the first skill runs (the layout's base task's, or the scene's task's)
+        q = self.arm_start(hand, finger_yaw_deg(self.layout.base if self.layout else self.scene))
         d.qpos[self.arm.arm_qpos] = q
         d.ctrl[self.arm.arm_act] = q
         d.qpos[self.arm.finger_qpos] = self._finger_upper
@@ -410,11 +411,12 @@ class Cell:
             if m.site_bodyid[sid] == 0:
                 m.site_pos[sid] = pos + off
 
-    def arm_start(self, hand_sim) -> np.ndarray:
-        """Joint positions putting Metaworld's hand at ``hand_sim`` with the gripper down (ValueError if unreachable)."""
+    def arm_start(self, hand_sim, yaw_deg: float = 0.0) -> np.ndarray:
+        """Joint positions putting Metaworld's hand at ``hand_sim`` with the gripper down, its fingers at the
+        finger yaw ``yaw_deg`` (legion_policy.tasks.finger_yaw_deg; 0 = along sim x) (ValueError if unreachable)."""
         tcp_sim = np.asarray(hand_sim, dtype=np.float64) - np.asarray(HAND_FROM_TCP_M)
         target = self.sim_from_base.inverse().apply(tcp_sim)
-        res = self.kin.ik(target)
+        res = self.kin.ik(target, R_target=self.kin.gripper_down_yawed(np.radians(yaw_deg)))
         if not bool(res.success):
             raise ValueError(f"hand start {np.round(hand_sim, 3).tolist()} is not reachable with the gripper "
                              f"down from the calibrated base pose (error {float(res.position_error):.4f} m)")
