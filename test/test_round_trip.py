@@ -155,6 +155,21 @@ def test_sim2real_and_the_sim_arm_move_the_hand_by_the_commanded_displacement():
             assert sum(counts.values()) == sum(counts[k] for k in ("watchdog", "disabled", "joint_state_stale",
                                                                    "joint_state_missing")), s2r.core.status()
             assert r2s.core.rejections == {}
+            # a binding naming a finger yaw: sim2real turns the simulated gripper there while the hand stays
+            h1 = state["obs"][:3].copy()
+            binding_pub.publish(String(data=json.dumps({"skill": "push-v3", "objects": ["object"], "goal": None,
+                                                        "goal_object": "goal", "quat_order": "xyzw",
+                                                        "finger_yaw_deg": 90.0})))
+            assert spin_until(ex, lambda: s2r.core.yaw_goal > 1.5, 5.0)
+            state["plan"] = [np.zeros(4)] * 240  # 3 s of "stay": the turn takes ~1.7 s
+            assert spin_until(ex, lambda: not state["plan"], 60.0)
+            t_end = time.monotonic() + 0.5
+            spin_until(ex, lambda: time.monotonic() > t_end, 2.0)
+            with sim.lock:
+                _, R = sim.sim.cell.tcp_pose()
+            assert abs(R[1, 1]) > 0.999 and R[2, 2] < -0.999, R    # fingers (tcp y) along sim y, still down
+            assert np.linalg.norm(state["obs"][:3] - h1) < 3e-3
+            assert s2r.core.status()["finger_yaw_commanded_deg"] == pytest.approx(90.0)
         finally:
             for n in (sim, r2s, s2r, policy):
                 n.destroy_node()
