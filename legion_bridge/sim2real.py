@@ -30,11 +30,10 @@ next action; after the actions stopped (a policy loss) motion also needs a new e
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Mapping, Sequence
-
 import json
 import math
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
 
 import numpy as np
 
