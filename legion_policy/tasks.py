@@ -31,8 +31,12 @@ assert set(QUAT_ORDER_BY_TASK.values()) <= set(QUAT_ORDERS)
 #: across the lever straddles it and pushes with the palm (ROS-free cores, 20 placements, 150 steps:
 #: 8/20 along sim x, 17/20 along sim y), while a drawer-close in the workbench with the fingers
 #: along sim y rests the gripper body on the drawer case (4/10 sequences failed), so only
-#: handle-press turns. sim2real slews the turn within the joint limits (docs/bridge.md).
+#: handle-press turns. sim2real turns the gripper rate- and acceleration-limited (docs/bridge.md).
+#: The two fingers are alike, so every finger axis has a yaw in [-90, 90]: bindings stay in that range,
+#: which keeps A7 far from its +-175 deg limits.
 FINGER_YAW_DEG_BY_TASK: dict[str, float] = {"handle-press-v3": 90.0}
+MAX_FINGER_YAW_DEG = 90.0
+assert all(abs(v) <= MAX_FINGER_YAW_DEG for v in FINGER_YAW_DEG_BY_TASK.values())
 
 #: Largest accepted ``task_offset`` component [m]: more than a table's length is a mistake, not a cell.
 MAX_TASK_OFFSET_M = 1.0
@@ -74,7 +78,7 @@ def validate_binding(binding: dict, where: str = "binding") -> dict:
     skill was trained. real2sim subtracts it from every position it puts in the observation
     (hand, bound objects, goal), so the policy sees the task in its training region; the
     displacement actions and the distance-based success predicates do not change under
-    the shift. Kept only when given. ``finger_yaw_deg`` (optional, degrees in [-180, 180]): the
+    the shift. Kept only when given. ``finger_yaw_deg`` (optional, degrees in [-90, 90]): the
     gripper's finger yaw for this step (:data:`FINGER_YAW_DEG_BY_TASK`); sim2real turns the
     gripper there within its rate limits; absent = keep the current one. Kept only when given.
     """
@@ -117,9 +121,9 @@ def validate_binding(binding: dict, where: str = "binding") -> dict:
             yaw = float(yaw)
         except (TypeError, ValueError):
             yaw = float("nan")
-        if isinstance(binding["finger_yaw_deg"], bool) or not (math.isfinite(yaw) and abs(yaw) <= 180.0):
-            raise ValueError(f"{where}: 'finger_yaw_deg' must be an angle in degrees within [-180, 180], "
-                             f"got {binding['finger_yaw_deg']!r}")
+        if isinstance(binding["finger_yaw_deg"], bool) or not (math.isfinite(yaw) and abs(yaw) <= MAX_FINGER_YAW_DEG):
+            raise ValueError(f"{where}: 'finger_yaw_deg' must be an angle in degrees within +-{MAX_FINGER_YAW_DEG:g} "
+                             f"(the fingers are alike: every finger axis has one), got {binding['finger_yaw_deg']!r}")
         out["finger_yaw_deg"] = yaw
     if "skill" in binding:
         out = {"skill": binding["skill"], **out}

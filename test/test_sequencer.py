@@ -138,7 +138,7 @@ def test_tick_times_out_without_observations_and_abort():
     ({"steps": [{"skill": "push-v3", "binding": {"objects": ["a", "b", "c"]}}]}, r"step 1 binding: 'objects'"),
     ({"steps": [{"skill": "push-v3", "binding": {"quat_order": "zyx"}}]}, r"quat_order"),
     ({"steps": [{"skill": "push-v3", "binding": {"task_offset": [0.1, 0.2]}}]}, r"step 1 binding: 'task_offset'"),
-    ({"steps": [{"skill": "push-v3", "binding": {"finger_yaw_deg": 270}}]}, r"step 1 binding: 'finger_yaw_deg'"),
+    ({"steps": [{"skill": "push-v3", "binding": {"finger_yaw_deg": 120}}]}, r"step 1 binding: 'finger_yaw_deg'"),
     ({"steps": [{"skill": "push-v3", "binding": {"finger_yaw_deg": "x"}}]}, r"step 1 binding: 'finger_yaw_deg'"),
     ({"steps": [{"skill": "push-v3", "timeout_s": -1}]}, r"step 1: timeout_s must be"),
     ({"steps": [{"skill": "push-v3", "k_consecutive": 0}]}, r"step 1: k_consecutive must be"),
