@@ -15,8 +15,10 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -61,12 +63,25 @@ def _ros_args(node_file, *extra):
 
 
 class Procs:
+    """The graph's processes; each one's log (stderr) goes to a file, never to an unread pipe, which
+    blocks the process once it holds 64 KiB (a busy machine's start-up warnings can fill it)."""
+
     def __init__(self):
         self.procs: dict[str, subprocess.Popen] = {}
+        self.logs: dict[str, Any] = {}
 
     def start(self, name, cmd):
-        self.procs[name] = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        self.logs[name] = tempfile.TemporaryFile()
+        self.procs[name] = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=self.logs[name],
                                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+    def log_tail(self, name, chars=1500) -> str:
+        f = self.logs[name]
+        f.seek(0)
+        return f.read().decode(errors="replace")[-chars:]
+
+    def report(self) -> str:
+        return "\n".join(f"--- {n} (exit {p.poll()}):\n{self.log_tail(n, 600)}" for n, p in self.procs.items())
 
     def helper(self, name, mode):
         self.start(name, [sys.executable, str(HERE / "bridge_helpers_proc.py"), mode])
@@ -135,7 +150,7 @@ def test_policy_kill_and_joint_state_dropout():
         with ros_context() as (ctx, ex):
             w = Watcher(ctx, ex)
             assert spin_until(ex, lambda: len(w.cmds) > 40, STARTUP_TIMEOUT_S), \
-                f"the graph did not start: {[(n, p.poll()) for n, p in procs.procs.items()]}"
+                f"the graph did not start:\n{procs.report()}"
             # precondition: enabled and moving (a start-up hiccup longer than the watchdog may have
             # disabled motion already; that is the behaviour under test, so enable again)
             w.enable_pub.publish(Bool(data=True))
@@ -205,6 +220,8 @@ def test_policy_kill_and_joint_state_dropout():
             s2r = w.diag["sim2real"][-1][2]
             assert int(s2r["rejected.watchdog"]) >= 2 or int(s2r["rejected.joint_state_missing"]) >= 1, s2r
             for name, p in procs.procs.items():
-                assert p.poll() is None or name == "policy", f"{name} died: {p.stderr.read().decode()[-2000:]}"
+                assert p.poll() is None or name == "policy", f"{name} died: {procs.log_tail(name)}"
     finally:
         procs.stop_all()
+        for f in procs.logs.values():
+            f.close()
