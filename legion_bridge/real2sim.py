@@ -32,7 +32,7 @@ from legion_bridge.hand import HandFrames
 from legion_bridge.safety import Rejection, joint_positions_by_name
 from legion_policy.observation_layout import (Frame, ObservationBuilder, ObservationLayout, gripper_opening_from_gap,
                                               quat_xyzw_in_order)
-from legion_policy.tasks import validate_binding
+from legion_policy.tasks import parse_binding
 
 #: Frames an object pose may be given in.
 SIM_FRAME, BASE_FRAME, CAMERA_FRAME = "sim_world", "iiwa_base", "camera"
@@ -88,12 +88,7 @@ class Binding:
     @classmethod
     def parse(cls, data: str | Mapping) -> "Binding":
         """From the /legion/binding JSON (or its dict); ValueError naming the problem."""
-        if isinstance(data, str):
-            try:
-                data = json.loads(data)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"binding is not JSON: {exc}") from None
-        b = validate_binding(dict(data) if isinstance(data, Mapping) else data)
+        b = parse_binding(data)
         return cls(skill=b.get("skill"), objects=tuple(b["objects"]),
                    goal=None if b["goal"] is None else tuple(b["goal"]),
                    goal_object=b["goal_object"], quat_order=b["quat_order"],

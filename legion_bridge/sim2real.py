@@ -30,7 +30,6 @@ next action; after the actions stopped (a policy loss) motion also needs a new e
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
@@ -41,7 +40,7 @@ from legion_bridge.hand import HandFrames
 from legion_bridge.safety import (CommandResult, Rejection, RejectionCounter, SafetyEnvelope, SafetyLimits,
                                   check_action)
 from legion_policy.observation_layout import ACTION_SPEC, ActionSpec
-from legion_policy.tasks import validate_binding
+from legion_policy.tasks import parse_binding
 
 TARGET_BASES = ("measured", "commanded")
 
@@ -192,8 +191,8 @@ class Sim2RealCore:
         """A /legion/binding (JSON or dict): takes its ``finger_yaw_deg`` as the yaw goal when it names one.
         Returns None when accepted, else the reason (counted; the yaw goal is unchanged)."""
         try:
-            b = validate_binding(dict(json.loads(data) if isinstance(data, str) else data))
-        except (ValueError, TypeError) as exc:  # JSONDecodeError is a ValueError
+            b = parse_binding(data)
+        except ValueError as exc:
             self.counter.add("binding_invalid", str(exc))
             return str(exc)
         if b.get("finger_yaw_deg") is not None:

@@ -10,7 +10,9 @@
 """
 from __future__ import annotations
 
+import json
 import math
+from typing import Mapping
 
 from legion_policy.observation_layout import QUAT_ORDERS
 
@@ -69,6 +71,17 @@ def default_binding(task: str) -> dict:
             "quat_order": quat_order(task), "finger_yaw_deg": finger_yaw_deg(task)}
 
 
+def parse_binding(data: str | Mapping, where: str = "binding") -> dict:
+    """A ``/legion/binding`` message (its JSON text, or the decoded mapping), validated by
+    :func:`validate_binding`; ValueError naming the problem."""
+    if isinstance(data, str):
+        try:
+            data = json.loads(data)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{where} is not JSON: {exc}") from None
+    return validate_binding(dict(data) if isinstance(data, Mapping) else data, where)
+
+
 def validate_binding(binding: dict, where: str = "binding") -> dict:
     """Check the shape of a binding; ValueError naming the problem.
 
@@ -93,9 +106,12 @@ def validate_binding(binding: dict, where: str = "binding") -> dict:
         raise ValueError(f"{where}: 'objects' must be a list of at most 2 object names, got {objects!r}")
     goal = binding.get("goal")
     if goal is not None:
-        if not isinstance(goal, (list, tuple)) or len(goal) != 3:
-            raise ValueError(f"{where}: 'goal' must be [x, y, z] or null, got {goal!r}")
-        goal = [float(v) for v in goal]
+        try:
+            goal = [float(v) for v in goal] if isinstance(goal, (list, tuple)) and len(goal) == 3 else None
+        except (TypeError, ValueError):
+            goal = None
+        if goal is None or not all(math.isfinite(v) for v in goal):
+            raise ValueError(f"{where}: 'goal' must be [x, y, z] or null, got {binding['goal']!r}")
     goal_object = binding.get("goal_object")
     if goal_object is not None and not (isinstance(goal_object, str) and goal_object):
         raise ValueError(f"{where}: 'goal_object' must be an object name or null, got {goal_object!r}")

@@ -110,9 +110,10 @@ def test_binding_goal_sources_and_second_object():
     obs = core.observe(1.0)
     assert np.all(METAWORLD39.get(obs, "goal_pos") == 0) and np.all(METAWORLD39.get(obs, "object1_pos") == 0)
     for bad in ("{not json", json.dumps({"objects": ["a", "b", "c"]}), json.dumps({"quat_order": "zyx"}),
-                json.dumps({"goal": [1, 2], "objects": []}), json.dumps({"goal": [0, 0, 0], "goal_object": "x"})):
-        assert not core.on_binding(bad)
-    assert core.rejections["binding_invalid"] == 5
+                json.dumps({"goal": [1, 2], "objects": []}), json.dumps({"goal": [0, 0, 0], "goal_object": "x"}),
+                json.dumps({"goal": [None, 0.6, 0.2]}), "[1, 2]"):
+        assert not core.on_binding(bad)   # refused and counted, never a traceback out of the callback
+    assert core.rejections["binding_invalid"] == 7
     assert core.binding.quat_order == "zero"  # the last valid binding stays
     with pytest.raises(ValueError, match="not JSON"):
         Binding.parse("{")
