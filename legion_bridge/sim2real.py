@@ -213,9 +213,9 @@ class Sim2RealCore:
         # (the discrete form of sqrt(2 acc err): v dt + (v - acc dt) dt + ... <= err), within the rate limit
         ad = acc * dt
         want = math.copysign(min(vmax, ad * (math.sqrt(0.25 + 2.0 * abs(err) / (ad * dt)) - 0.5)), err)
-        rate = float(np.clip(want, s.yaw_rate - acc * dt, s.yaw_rate + acc * dt))
+        rate = float(np.clip(want, s.yaw_rate - ad, s.yaw_rate + ad))
         step = rate * dt
-        if abs(step) >= abs(err) or abs(err) < 1e-9:   # arrives this period
+        if abs(step) >= abs(err):   # arrives this period (also when already there: err 0)
             s.yaw, s.yaw_rate = self.yaw_goal, 0.0
         else:
             s.yaw, s.yaw_rate = s.yaw + step, rate

@@ -82,6 +82,15 @@ def parse_binding(data: str | Mapping, where: str = "binding") -> dict:
     return validate_binding(dict(data) if isinstance(data, Mapping) else data, where)
 
 
+def _finite_xyz(value) -> list[float] | None:
+    """``value`` as three finite floats, or None when it is not that."""
+    try:
+        xyz = [float(v) for v in value]
+    except (TypeError, ValueError):
+        return None
+    return xyz if len(xyz) == 3 and all(math.isfinite(v) for v in xyz) else None
+
+
 def validate_binding(binding: dict, where: str = "binding") -> dict:
     """Check the shape of a binding; ValueError naming the problem.
 
@@ -106,11 +115,8 @@ def validate_binding(binding: dict, where: str = "binding") -> dict:
         raise ValueError(f"{where}: 'objects' must be a list of at most 2 object names, got {objects!r}")
     goal = binding.get("goal")
     if goal is not None:
-        try:
-            goal = [float(v) for v in goal] if isinstance(goal, (list, tuple)) and len(goal) == 3 else None
-        except (TypeError, ValueError):
-            goal = None
-        if goal is None or not all(math.isfinite(v) for v in goal):
+        goal = _finite_xyz(goal) if isinstance(goal, (list, tuple)) else None
+        if goal is None:
             raise ValueError(f"{where}: 'goal' must be [x, y, z] or null, got {binding['goal']!r}")
     goal_object = binding.get("goal_object")
     if goal_object is not None and not (isinstance(goal_object, str) and goal_object):
@@ -122,12 +128,8 @@ def validate_binding(binding: dict, where: str = "binding") -> dict:
         raise ValueError(f"{where}: 'quat_order' must be one of {QUAT_ORDERS}, got {order!r}")
     out = {"objects": list(objects), "goal": goal, "goal_object": goal_object, "quat_order": order}
     if binding.get("task_offset") is not None:
-        off = binding["task_offset"]
-        try:
-            off = [float(v) for v in off]
-        except (TypeError, ValueError):
-            off = None
-        if off is None or len(off) != 3 or not all(math.isfinite(v) and abs(v) <= MAX_TASK_OFFSET_M for v in off):
+        off = _finite_xyz(binding["task_offset"])
+        if off is None or not all(abs(v) <= MAX_TASK_OFFSET_M for v in off):
             raise ValueError(f"{where}: 'task_offset' must be [dx, dy, dz] in metres, each within "
                              f"+-{MAX_TASK_OFFSET_M} m, got {binding['task_offset']!r}")
         out["task_offset"] = off
