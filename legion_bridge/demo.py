@@ -17,12 +17,11 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-import yaml
 
 from legion_bridge.launcher import GraphProcesses, node_commands
-from legion_bridge.paths import config_path, default_agent_path
+from legion_bridge.graph import DEFAULT_SIM_SCENE, DEFAULT_SIM_SEQUENCE, resolve_sequence_path
+from legion_bridge.paths import default_agent_path
 
-DEFAULT_SEQUENCE = "sequences/tabletop.yaml"
 REPORT_NAME = "report.json"
 VIDEO_NAME = "demo.gif"  # imageio writes GIF without ffmpeg
 VIDEO_SIZE = (320, 240)  # px; software rendering is slow on CPU-only machines
@@ -33,8 +32,11 @@ STATES_NAME = "states.npz"  # sim_arm logs states while running; rendered to VID
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="legion-demo", description=__doc__.split("\n\n")[0])
     p.add_argument("--agent", default=str(default_agent_path()), help="frozen agent directory (default: shipped)")
-    p.add_argument("--sequence", default=str(config_path(DEFAULT_SEQUENCE)), help="sequence YAML")
-    p.add_argument("--scene", default="", help="simulated scene (default: the sequence's 'scene', else tabletop)")
+    p.add_argument("--sequence", default=str(resolve_sequence_path(DEFAULT_SIM_SEQUENCE)),
+                   help="sequence YAML (default: what the simulated graph runs without arguments, "
+                        f"config/{DEFAULT_SIM_SEQUENCE})")
+    p.add_argument("--scene", default="", help="simulated scene (default: the sequence's 'scene', else "
+                                                f"{DEFAULT_SIM_SCENE})")
     p.add_argument("--robot-model", default="iiwa7", choices=("iiwa7", "iiwa14"), help="simulated arm")
     p.add_argument("--seed", type=int, default=None,
                    help="seed of the simulated task instances (default: the sim arm's, 0)")
@@ -42,15 +44,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-video", action="store_true", help="do not record a video")
     p.add_argument("--timeout", type=float, default=600.0, help="wall-clock limit for the whole run [s]")
     return p
-
-
-def sequence_scene(path: str | Path) -> str:
-    """The ``scene`` a sequence file names ("" if none or unreadable: the sequencer reports file errors)."""
-    try:
-        doc = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError):
-        return ""
-    return str(doc.get("scene") or "") if isinstance(doc, dict) else ""
 
 
 def format_table(report: dict) -> str:
@@ -82,9 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     values = {"agent": str(Path(args.agent).resolve()), "sequence": str(Path(args.sequence).resolve()),
               "robot_model": args.robot_model, "report_dir": str(out)}
-    scene = args.scene or sequence_scene(args.sequence)
-    if scene:
-        values["scene"] = scene
+    if args.scene:
+        values["scene"] = args.scene  # else the sequence file's scene (legion_bridge.graph.argument_values)
     if args.seed is not None:
         values["seed"] = str(args.seed)
     if not args.no_video:

@@ -15,9 +15,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 from legion_bridge.paths import PACKAGE, config_path, default_agent_path
 
 MODES = ("sim", "real")
+#: What the simulated graph runs without arguments (and ``make demo`` / ``legion-demo``): the shipped
+#: agent's skills chained on the workbench scene (the file names its scene).
+DEFAULT_SIM_SEQUENCE = "sequences/workbench.yaml"
+#: The scene of a simulated graph whose sequence names none.
+DEFAULT_SIM_SCENE = "tabletop"
 
 
 @dataclass(frozen=True)
@@ -30,6 +37,9 @@ class NodeSpec:
     required: the graph stops (non-zero) if this node dies.
     ends_graph: when this node exits with status 0 the whole graph shuts down cleanly
     (e.g. the sequencer after the last step).
+    runs_if: launch arguments of which at least one must be set (non-empty, and true for a
+    boolean) for the node to start; empty: it always starts (e.g. the sequencer needs a
+    sequence or a task: the real graph without them waits idle for an operator).
     """
 
     name: str
@@ -40,6 +50,7 @@ class NodeSpec:
     modes: tuple[str, ...] = MODES
     required: bool = True
     ends_graph: bool = False
+    runs_if: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -82,7 +93,8 @@ NODES: tuple[NodeSpec, ...] = (
              params=_TOPICS + ("sim2real.yaml", "limits.yaml", "calibration.yaml") + _MODE),
     NodeSpec("sequencer", "legion_sequencer",
              "long-horizon skill sequence: switches /legion/task on success, writes the run report",
-             params=_TOPICS + ("sequencer.yaml",) + _MODE, required=True, ends_graph=True),
+             params=_TOPICS + ("sequencer.yaml",) + _MODE, required=True, ends_graph=True,
+             runs_if=("sequence", "task")),
     NodeSpec("monitor", "legion_monitor", "rates and ages of the graph's topics on /diagnostics",
              params=_TOPICS + ("monitor.yaml",) + _MODE, required=False),
 )
@@ -93,8 +105,9 @@ LAUNCH_ARGS: tuple[LaunchArg, ...] = (
               nodes=("policy", "sequencer", "real2sim"), parameter="agent_path"),
     LaunchArg("task", "skill name or free-form instruction to run when no sequence is given",
               nodes=("sequencer",), parameter="task"),
-    LaunchArg("sequence", "YAML sequence of skills (config/sequences/...); empty: run `task` only",
-              nodes=("sequencer",), parameter="sequence_file"),
+    LaunchArg("sequence", "YAML sequence of skills (a path, or a name under config/sequences/); empty: run "
+              "`task` only; with neither, no sequencer starts (the graph waits for /legion/task)",
+              {"sim": DEFAULT_SIM_SEQUENCE}, nodes=("sequencer",), parameter="sequence_file"),
     LaunchArg("robot_model", "iiwa7 (LBR iiwa 7 R800, default) or iiwa14 (LBR iiwa 14 R820)",
               {"sim": "iiwa7", "real": "iiwa7"}, nodes=("sim_arm", "real2sim", "sim2real"),
               parameter="robot_model"),
@@ -106,8 +119,9 @@ LAUNCH_ARGS: tuple[LaunchArg, ...] = (
               parameter="use_sim_time", value_type="bool"),
     LaunchArg("enable", "start with motion enabled (the real robot must start disabled)",
               {"sim": "true", "real": "false"}, nodes=("sim2real",), parameter="start_enabled", value_type="bool"),
-    LaunchArg("scene", "simulated scene: a Metaworld v3 task name (e.g. push-v3) or a multi-object scene ('tabletop', 'workbench')",
-              {"sim": "tabletop"}, nodes=("sim_arm",), parameter="scene"),
+    LaunchArg("scene", "simulated scene: a Metaworld v3 task name (e.g. push-v3) or a multi-object scene "
+              "('tabletop', 'workbench'); empty: the sequence file's `scene`, else " + DEFAULT_SIM_SCENE,
+              nodes=("sim_arm",), parameter="scene"),
     LaunchArg("seed", "seed of the simulated task instances (object placement, goals); empty: sim_arm's default",
               nodes=("sim_arm",), parameter="seed", value_type="int"),
     LaunchArg("video", "write a video of the simulated cell to this path (MUJOCO_GL=egl); empty: no video",
@@ -152,27 +166,75 @@ def convert(value: str, value_type: str):
         if low in ("false", "0", "no", "off"):
             return False
         raise ValueError(f"expected true or false, got {value!r}")
-    if value_type == "float":
-        return float(value)
-    if value_type == "int":
-        return int(value)
+    if value_type in ("float", "int"):
+        try:
+            return float(value) if value_type == "float" else int(value.strip())
+        except ValueError:
+            raise ValueError(f"expected {'a number' if value_type == 'float' else 'an integer'}, got {value!r}") from None
     raise ValueError(f"unknown value type {value_type!r}")
 
 
-def resolve(mode: str, values: dict | None = None) -> list[NodeLaunch]:
-    """Resolve the graph of ``mode`` with launch-argument ``values`` (strings) over the defaults."""
+def resolve_sequence_path(name: str) -> Path:
+    """A sequence file as given, else under the package's config/ or config/sequences/."""
+    p = Path(name)
+    if p.is_file() or p.is_absolute():
+        return p
+    for cand in (config_path(name), config_path("sequences", name)):
+        if cand.is_file():
+            return cand
+    return p
+
+
+def sequence_scene(path: str | Path) -> str:
+    """The ``scene`` a sequence file names ("" if none or unreadable: the sequencer reports file errors)."""
+    try:
+        doc = yaml.safe_load(resolve_sequence_path(str(path)).read_text())
+    except (OSError, yaml.YAMLError):
+        return ""
+    return str(doc.get("scene") or "") if isinstance(doc, dict) else ""
+
+
+def argument_values(mode: str, values: dict | None = None) -> dict:
+    """Every launch argument of ``mode``: the given strings over the defaults, with derived defaults
+    filled in (sim: an empty ``scene`` becomes the sequence file's scene, else DEFAULT_SIM_SCENE)."""
     values = dict(values or {})
     for key in values:
         launch_arg(key)  # unknown names raise
-    nodes = graph(mode)
+    out = {a.name: str(values.get(a.name, a.default(mode))) for a in LAUNCH_ARGS}
+    if mode == "sim" and not out["scene"]:
+        out["scene"] = (sequence_scene(out["sequence"]) if out["sequence"] else "") or DEFAULT_SIM_SCENE
+    if out["sequence"]:
+        out["sequence"] = str(resolve_sequence_path(out["sequence"]))
+    return out
+
+
+def is_set(name: str, value: str) -> bool:
+    """A launch argument counts as given when non-empty (and true, for a boolean)."""
+    if value == "":
+        return False
+    arg = launch_arg(name)
+    return convert(value, "bool") if arg.value_type == "bool" else True
+
+
+def resolve(mode: str, values: dict | None = None) -> list[NodeLaunch]:
+    """Resolve the graph of ``mode`` with launch-argument ``values`` (strings) over the defaults.
+
+    ValueError (one line naming the argument) for a value of the wrong type; nodes whose
+    ``runs_if`` arguments are all unset are left out."""
+    values = argument_values(mode, values)
     out = []
-    for spec in nodes:
+    for spec in graph(mode):
+        try:
+            if spec.runs_if and not any(is_set(a, values[a]) for a in spec.runs_if):
+                continue
+        except ValueError as exc:
+            raise ValueError(f"launch argument of {spec.name}: {exc}") from None
         files = [config_path(p.format(mode=mode)) for p in spec.params]
         params: dict = {}
         for arg in LAUNCH_ARGS:
             if arg.nodes != ("*",) and spec.name not in arg.nodes:
                 continue
-            value = values.get(arg.name, arg.default(mode))
+            value = values[arg.name]
             if value == "":
                 continue
             if arg.kind == "params_file":

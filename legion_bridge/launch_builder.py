@@ -1,48 +1,29 @@
 """Build launch_ros descriptions from the one graph definition (used by launch/*.launch.py).
 
-:func:`launch_nodes` is plain data (testable without launch_ros);
-:func:`generate_launch_description` turns it into launch actions and is the
-only place that imports ``launch`` / ``launch_ros``.
+The launch description declares every launch argument of :data:`legion_bridge.graph.LAUNCH_ARGS`
+(``ros2 launch ... --show-args`` lists them with description and default) and, once the
+arguments are known, resolves the nodes with :func:`legion_bridge.graph.resolve`, exactly what
+``legion-launch`` runs: the same parameter files, parameters, remappings, the same nodes left out
+(the sequencer without a sequence or task), the same one-line errors for a bad value.
+
+Process exits, as ``legion-launch`` handles them:
+
+- a node marked ``ends_graph`` (the sequencer) that exits 0 shuts the graph down, launch exits 0;
+- a required node that exits otherwise (a failed sequence, a crash, a kill) ends launch with a
+  non-zero status and the line ``required node <name> exited with code <rc>``;
+- a node that is not required only logs its exit; exits during shutdown (Ctrl-C) are expected.
+
+This is the only module importing ``launch`` / ``launch_ros``; :func:`launch_arguments` and
+:func:`exit_outcome` are plain data (testable without them).
 """
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 from legion_bridge import graph as graph_mod
 from legion_bridge.paths import PACKAGE, config_path
 
 
-@dataclass(frozen=True)
-class LaunchNode:
-    """A node as a launch file declares it: parameter sources in order.
-
-    param_sources: each item is ("file", path) or ("file_arg", launch-argument name) or
-    ("param", parameter name, launch-argument name, value type).
-    """
-
-    name: str
-    executable: str
-    param_sources: tuple
-    remappings: tuple[tuple[str, str], ...]
-    required: bool
-    ends_graph: bool
-
-
-def launch_nodes(mode: str) -> list[LaunchNode]:
-    out = []
-    for spec in graph_mod.graph(mode):
-        file_args = {config_path(a.parameter): a.name for a in graph_mod.LAUNCH_ARGS
-                     if a.kind == "params_file" and (a.nodes == ("*",) or spec.name in a.nodes)}
-        sources: list[tuple] = []
-        for p in spec.params:
-            path = config_path(p.format(mode=mode))
-            sources.append(("file_arg", file_args[path]) if path in file_args else ("file", str(path)))
-        for a in graph_mod.LAUNCH_ARGS:
-            if a.kind == "param" and (a.nodes == ("*",) or spec.name in a.nodes):
-                sources.append(("param", a.parameter, a.name, a.value_type))
-        out.append(LaunchNode(spec.name, spec.executable, tuple(sources), spec.remappings, spec.required,
-                              spec.ends_graph))
-    return out
+class NodeExitError(RuntimeError):
+    """A required node of the graph exited: launch ends with a non-zero status."""
 
 
 def launch_arguments(mode: str) -> list[tuple[str, str, str]]:
@@ -56,34 +37,59 @@ def launch_arguments(mode: str) -> list[tuple[str, str, str]]:
     return out
 
 
+def exit_outcome(spec: graph_mod.NodeSpec, returncode: int, shutting_down: bool) -> tuple[str, str]:
+    """What a node's exit means for the graph: (action, message) with action ``ignore`` (expected, or a
+    node that is not required), ``shutdown`` (the graph ends cleanly) or ``fail`` (launch exits non-zero)."""
+    if shutting_down:
+        return "ignore", f"{spec.name} exited with code {returncode} during shutdown"
+    if spec.ends_graph and returncode == 0:
+        return "shutdown", f"{spec.name} finished (exit code 0): shutting the graph down"
+    if spec.required:
+        return "fail", f"required node {spec.name} exited with code {returncode}: shutting the graph down"
+    return "ignore", f"node {spec.name} exited with code {returncode}; not required, the graph keeps running"
+
+
 def generate_launch_description(mode: str):
     """The LaunchDescription of ``mode`` (needs launch and launch_ros, i.e. a ROS 2 install)."""
     from launch import LaunchDescription
-    from launch.actions import DeclareLaunchArgument, EmitEvent, LogInfo, RegisterEventHandler
+    from launch.actions import DeclareLaunchArgument, OpaqueFunction
+
+    entities: list = [DeclareLaunchArgument(name, default_value=default, description=desc)
+                      for name, default, desc in launch_arguments(mode)]
+    entities.append(OpaqueFunction(function=_graph_entities, args=[mode]))
+    return LaunchDescription(entities)
+
+
+def _graph_entities(context, mode: str) -> list:
+    """The nodes of ``mode`` for the launch arguments of ``context`` (run by launch once they are known)."""
+    from launch.actions import EmitEvent, LogInfo, RegisterEventHandler
     from launch.event_handlers import OnProcessExit
     from launch.events import Shutdown
     from launch.substitutions import LaunchConfiguration
     from launch_ros.actions import Node
-    from launch_ros.parameter_descriptions import ParameterValue
 
-    types = {"str": str, "bool": bool, "float": float, "int": int}
-    entities: list = [DeclareLaunchArgument(name, default_value=default, description=desc)
-                      for name, default, desc in launch_arguments(mode)]
-    for ln in launch_nodes(mode):
-        params: list = []
-        for src in ln.param_sources:
-            if src[0] == "file":
-                params.append(src[1])
-            elif src[0] == "file_arg":
-                params.append(LaunchConfiguration(src[1]))
-            else:
-                _, param, arg, vtype = src
-                params.append({param: ParameterValue(LaunchConfiguration(arg), value_type=types[vtype])})
-        node = Node(package=PACKAGE, executable=ln.executable, name=ln.name, output="screen",
-                    parameters=params, remappings=list(ln.remappings))
+    values = {a.name: LaunchConfiguration(a.name).perform(context) for a in graph_mod.LAUNCH_ARGS}
+    try:
+        launches = graph_mod.resolve(mode, values)
+    except (ValueError, KeyError) as exc:
+        raise ValueError(exc.args[0] if exc.args else str(exc)) from None
+    entities: list = []
+    for nl in launches:
+        missing = [str(f) for f in nl.param_files if not f.is_file()]
+        if missing:
+            raise FileNotFoundError(f"node {nl.spec.name}: parameter file not found: {missing[0]}")
+        node = Node(package=PACKAGE, executable=nl.spec.executable, name=nl.spec.name, output="screen",
+                    parameters=[str(f) for f in nl.param_files] + ([nl.parameters] if nl.parameters else []),
+                    remappings=list(nl.remappings))
         entities.append(node)
-        if ln.ends_graph or ln.required:
-            reason = f"{ln.name} finished" if ln.ends_graph else f"required node {ln.name} exited"
-            entities.append(RegisterEventHandler(OnProcessExit(
-                target_action=node, on_exit=[LogInfo(msg=reason), EmitEvent(event=Shutdown(reason=reason))])))
-    return LaunchDescription(entities)
+
+        def on_exit(event, ctx, spec=nl.spec):
+            action, message = exit_outcome(spec, int(event.returncode), ctx.is_shutdown)
+            if action == "fail":
+                raise NodeExitError(message)
+            if action == "shutdown":
+                return [LogInfo(msg=message), EmitEvent(event=Shutdown(reason=message))]
+            return [LogInfo(msg=message)]
+
+        entities.append(RegisterEventHandler(OnProcessExit(target_action=node, on_exit=on_exit)))
+    return entities

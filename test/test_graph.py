@@ -18,14 +18,29 @@ def launcher_nodes(mode, values=None):
     return [(c.name, Path(c.argv[0]).name) for c in launcher.node_commands(mode, values, resolve_executables=False)]
 
 
-def launch_file_nodes(mode):
-    return [(n.name, n.executable) for n in launch_builder.launch_nodes(mode)]
+def test_sim_graph_runs_the_default_sequence_on_its_scene_and_real_waits_without_a_sequencer():
+    sim = {c.name: c.argv for c in launcher.node_commands("sim", resolve_executables=False)}
+    assert set(sim) == {"sim_arm", "real2sim", "policy", "sim2real", "sequencer", "monitor"}
+    seq = graph_mod.resolve_sequence_path(graph_mod.DEFAULT_SIM_SEQUENCE)
+    assert seq.is_file() and f"sequence_file:={seq}" in sim["sequencer"]
+    assert f"scene:={graph_mod.sequence_scene(seq)}" in sim["sim_arm"] and graph_mod.sequence_scene(seq)
+    real = {c.name for c in launcher.node_commands("real", resolve_executables=False)}
+    assert real == {"real2sim", "policy", "sim2real", "monitor"}
+    for args in ({"task": "close the drawer"}, {"sequence": "workbench.yaml"}):
+        assert "sequencer" in {c.name for c in launcher.node_commands("real", args, resolve_executables=False)}
 
 
-@pytest.mark.parametrize("mode", graph_mod.MODES)
-def test_launch_files_and_launcher_start_the_same_nodes(mode):
-    assert launcher_nodes(mode) == launch_file_nodes(mode)
-    assert {"real2sim", "policy", "sim2real", "sequencer"} <= {n for n, _ in launcher_nodes(mode)}
+def test_scene_follows_the_sequence_unless_given():
+    reach = {c.name: c.argv for c in launcher.node_commands("sim", {"sequence": "tabletop_reach.yaml"},
+                                                            resolve_executables=False)}
+    assert "scene:=tabletop" in reach["sim_arm"]
+    given = {c.name: c.argv for c in launcher.node_commands("sim", {"sequence": "tabletop_reach.yaml",
+                                                                    "scene": "reach-v3"}, resolve_executables=False)}
+    assert "scene:=reach-v3" in given["sim_arm"]
+    only_task = {c.name: c.argv for c in launcher.node_commands("sim", {"sequence": "", "task": "reach-v3"},
+                                                                resolve_executables=False)}
+    assert f"scene:={graph_mod.DEFAULT_SIM_SCENE}" in only_task["sim_arm"]
+    assert not any(a.startswith("sequence_file:=") for a in only_task["sequencer"])
 
 
 def test_sim_arm_only_in_sim():
@@ -33,13 +48,21 @@ def test_sim_arm_only_in_sim():
     assert "sim_arm" not in dict(launcher_nodes("real"))
 
 
-def test_a_node_added_to_the_graph_appears_in_both(monkeypatch):
+def test_a_node_added_to_the_graph_appears_in_the_launcher(monkeypatch):
     extra = graph_mod.NodeSpec("extra_node", "legion_extra", "added by a test",
                                params=("topics.yaml",), modes=("real",))
     monkeypatch.setattr(graph_mod, "NODES", graph_mod.NODES + (extra,))
     assert ("extra_node", "legion_extra") in launcher_nodes("real")
-    assert ("extra_node", "legion_extra") in launch_file_nodes("real")
-    assert "extra_node" not in dict(launch_file_nodes("sim"))
+    assert "extra_node" not in dict(launcher_nodes("sim"))
+
+
+@pytest.mark.parametrize("rc,shutting_down,required,ends,action", [
+    (0, False, True, True, "shutdown"), (1, False, True, True, "fail"), (-9, False, True, False, "fail"),
+    (0, False, True, False, "fail"), (1, False, False, False, "ignore"), (1, True, True, True, "ignore")])
+def test_what_a_node_exit_means_for_launch(rc, shutting_down, required, ends, action):
+    spec = graph_mod.NodeSpec("n", "legion_n", "x", required=required, ends_graph=ends)
+    got, message = launch_builder.exit_outcome(spec, rc, shutting_down)
+    assert got == action and "n" in message and str(rc) in message
 
 
 @pytest.mark.parametrize("name,mode", [("sim_robot.launch.py", "sim"), ("real_robot.launch.py", "real")])
@@ -64,9 +87,6 @@ def test_launch_arguments_reach_the_right_nodes_in_both():
     assert "robot_model:=iiwa14" in cmds["sim2real"] and "robot_model:=iiwa14" in cmds["real2sim"]
     assert not any("robot_model" in a for a in cmds["policy"])
     assert "start_enabled:=true" in cmds["sim2real"]
-    srcs = {n.name: n.param_sources for n in launch_builder.launch_nodes("real")}
-    assert ("param", "robot_model", "robot_model", "str") in srcs["sim2real"]
-    assert not any(s[0] == "param" and s[1] == "robot_model" for s in srcs["policy"])
 
 
 def test_seed_argument_sets_the_simulated_instances_only():
@@ -93,8 +113,6 @@ def test_calibration_argument_replaces_the_calibration_file(tmp_path):
     for name in ("real2sim", "sim2real"):
         assert str(cal) in cmds[name]
         assert str(config_path("calibration.yaml")) not in cmds[name]
-    srcs = {n.name: n.param_sources for n in launch_builder.launch_nodes("real")}
-    assert ("file_arg", "calibration") in srcs["sim2real"]
 
 
 def test_mode_overrides_come_after_the_node_files():
@@ -105,8 +123,12 @@ def test_mode_overrides_come_after_the_node_files():
 @pytest.mark.parametrize("values,message", [
     ({"nope": "1"}, "unknown launch argument 'nope'"),
     ({"enable": "maybe"}, "launch argument enable: expected true or false"),
+    ({"seed": ""}, None), ({"seed": "3.5"}, "launch argument seed: expected an integer, got '3.5'"),
 ])
 def test_bad_launch_arguments_are_named(values, message):
+    if message is None:  # an empty value leaves the node's default
+        assert "seed" not in {k for nl in graph_mod.resolve("sim", values) for k in nl.parameters}
+        return
     with pytest.raises((KeyError, ValueError), match=message):
         graph_mod.resolve("sim", values)
 

@@ -388,8 +388,10 @@ class SimArmNode(Node):
         self.pub_diag.publish(arr)
 
     def destroy_node(self) -> None:
-        self._stop.set()
-        if self._thread is not None and self._thread.is_alive() and threading.current_thread() is not self._thread:
+        # also called by rclpy's shutdown on a node whose start was refused half-way
+        if hasattr(self, "_stop"):
+            self._stop.set()
+        if getattr(self, "_thread", None) is not None and self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(timeout=5.0)
         super().destroy_node()
 

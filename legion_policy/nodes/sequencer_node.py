@@ -241,8 +241,10 @@ class SequencerNode(Node):
                                                                        message, p)))
 
     def destroy_node(self) -> None:
-        # interrupted (before or during the run): the report still says what happened
-        if not self.runner.finished:
+        # interrupted (before or during the run): the report still says what happened. A node whose
+        # start was refused (no runner) has nothing to report: rclpy's shutdown destroys it as well.
+        runner = getattr(self, "runner", None)
+        if runner is not None and not runner.finished:
             was = self.runner.status
             self.runner.abort("interrupted (node shut down)" + (" before the first observation"
                                                                  if was == "pending" else ""), self._now())
