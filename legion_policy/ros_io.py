@@ -22,6 +22,43 @@ LATCHED_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST,
 #: Streams (observations, actions, joint states): newest wins.
 STREAM_QOS = QoSProfile(depth=5, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE)
 
+#: Operator commands (``ros2 topic pub`` publishes with the default profile: volatile).
+COMMAND_QOS = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE)
+#: A message delivered by both command subscriptions arrives on the second within this time [s].
+DUPLICATE_WINDOW_S = 1.0
+
+
+def subscribe_command(node, msg_type, topic: str, callback, window_s: float = DUPLICATE_WINDOW_S) -> None:
+    """Subscribe ``callback`` to a command topic (task, enable) so that both kinds of publisher reach it.
+
+    A transient-local subscription alone would be QoS-incompatible with a plain
+    ``ros2 topic pub --once`` (volatile: it would wait for a match forever); a volatile one alone
+    would miss what a latched publisher (the sequencer) sent before this node started. So there
+    are two subscriptions. A latched publisher's live message arrives on both: each delivery is
+    matched against an equal, still unmatched delivery of the other subscription within
+    ``window_s`` and dropped if it finds one, so the callback sees every message once.
+    """
+    import time as _time
+    from collections import deque
+
+    recent = {"latched": deque(), "volatile": deque()}  # (arrival [s], msg) not matched yet
+
+    def on(kind: str, other: str, msg) -> None:
+        now = _time.monotonic()
+        for q in recent.values():
+            while q and now - q[0][0] > window_s:
+                q.popleft()
+        for item in recent[other]:
+            if item[1] == msg:
+                recent[other].remove(item)
+                return
+        recent[kind].append((now, msg))
+        callback(msg)
+
+    node.create_subscription(msg_type, topic, lambda m: on("latched", "volatile", m), LATCHED_QOS)
+    node.create_subscription(msg_type, topic, lambda m: on("volatile", "latched", m), COMMAND_QOS)
+
+
 OK, WARN, ERROR, STALE = (DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR, DiagnosticStatus.STALE)
 
 

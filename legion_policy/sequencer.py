@@ -98,6 +98,25 @@ def _num(v: Any, what: str, low: float, integer: bool = False) -> float:
     return int(v) if integer else float(v)
 
 
+def step_binding(skill: str, skills: SkillInfo, override: Mapping | None = None, where: str = "binding") -> dict:
+    """The ``/legion/binding`` of a step running ``skill``: the skill's own binding (the agent's, else
+    the task's default), ``override`` on top, the skill's quaternion order and finger yaw filled in.
+    ValueError naming the problem."""
+    base = dict(skills[skill].get("binding") or (MOVE_TO_BINDING if skill == MOVE_TO else default_binding(skill)))
+    override = override or {}
+    if not isinstance(override, Mapping):
+        raise ValueError(f"{where}: 'binding' must be a mapping")
+    merged = {**base, **override}
+    if "goal" in override and override["goal"] is not None:
+        merged["goal_object"] = None
+    if "goal_object" in override and override["goal_object"] is not None:
+        merged["goal"] = None
+    merged.setdefault("quat_order", quat_order(skill))
+    if skill != MOVE_TO:  # a learned skill runs with its finger yaw (agents exported before it was recorded)
+        merged.setdefault("finger_yaw_deg", finger_yaw_deg(skill))
+    return validate_binding({"skill": skill, **merged}, where)
+
+
 def build_step(entry: Mapping[str, Any], index: int, skills: SkillInfo, match: Matcher,
                defaults: Mapping[str, Any]) -> Step:
     """Resolve one step entry against the agent's skills; SequenceError naming the step."""
@@ -126,20 +145,8 @@ def build_step(entry: Mapping[str, Any], index: int, skills: SkillInfo, match: M
         predicate = get_predicate(skills[skill].get("predicate"))
     except KeyError:
         raise SequenceError(f"{where}: skill {skill!r} has no success predicate, the sequencer cannot judge it") from None
-    base = dict(skills[skill].get("binding") or (MOVE_TO_BINDING if skill == MOVE_TO else default_binding(skill)))
-    override = entry.get("binding") or {}
-    if not isinstance(override, Mapping):
-        raise SequenceError(f"{where}: 'binding' must be a mapping")
-    merged = {**base, **override}
-    if "goal" in override and override["goal"] is not None:
-        merged["goal_object"] = None
-    if "goal_object" in override and override["goal_object"] is not None:
-        merged["goal"] = None
-    merged.setdefault("quat_order", quat_order(skill))
-    if skill != MOVE_TO:  # a learned skill runs with its finger yaw (agents exported before it was recorded)
-        merged.setdefault("finger_yaw_deg", finger_yaw_deg(skill))
     try:
-        binding = validate_binding({"skill": skill, **merged}, f"{where} binding")
+        binding = step_binding(skill, skills, entry.get("binding"), f"{where} binding")
     except ValueError as exc:
         raise SequenceError(str(exc)) from None
     if skill == MOVE_TO and binding.get("goal") is None and binding.get("goal_object") is None:

@@ -74,6 +74,10 @@ class Real2SimNode(Node):
         prefix = t("object_pose_prefix", "/objects", "object poses on <prefix>/<name>/pose")
         obs_topic = t("observation_topic", "/legion/observation", "std_msgs/Float32MultiArray observations")
         binding_topic = t("binding_topic", "/legion/binding", "std_msgs/String binding JSON (latched)")
+        # what each input of the core is called on the graph (diagnostics name the topic to check)
+        self._input_topics = {"joint_states": js_topic, "gripper": grip_topic,
+                              "binding": f"{binding_topic} (publish a task or start a sequence)"}
+        self._input_topics.update({f"object {n}": f"{prefix.rstrip('/')}/{n}/pose" for n in objects})
         self.obs_pub = self.create_publisher(Float32MultiArray, obs_topic, STREAM_QOS)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_subscription(JointState, js_topic, self._on_joint_state, STREAM_QOS)
@@ -149,7 +153,11 @@ class Real2SimNode(Node):
 
     def publish_diagnostics(self) -> None:
         st = self.core.status()
-        if self._stale:
+        never = [item for item in self._stale if "never received" in item or "none received" in item]
+        if never and len(never) == len(self._stale):  # nothing went stale: inputs not there yet
+            waiting = [self._input_topics.get(item.split(":")[0], item.split(":")[0]) for item in never]
+            level, text = WARN, "waiting for " + ", ".join(waiting)
+        elif self._stale:
             level, text = ERROR, "stale: " + "; ".join(self._stale)
         else:
             level, text = OK, f"publishing {self.layout.name}"

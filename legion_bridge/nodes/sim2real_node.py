@@ -24,7 +24,7 @@ from legion_bridge.nodes.bridge_params import declare_cell, declare_period, stam
 from legion_bridge.safety import DEFAULT_ACCELERATION_LIMIT, SafetyLimits
 from legion_bridge.sim2real import TARGET_BASES, Command, Sim2RealConfig, Sim2RealCore
 from legion_policy.ros_io import (ERROR, LATCHED_QOS, OK, STREAM_QOS, WARN, declare, diagnostic_array,
-                                  diagnostic_status, run_node)
+                                  diagnostic_status, run_node, subscribe_command)
 
 COMMAND_INTERFACES = ("trajectory", "position")
 
@@ -91,7 +91,7 @@ class Sim2RealNode(Node):
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_subscription(JointState, js_topic, self._on_joint_state, STREAM_QOS)
         self.create_subscription(Float32MultiArray, action_topic, self._on_action, STREAM_QOS)
-        self.create_subscription(Bool, enable_topic, self._on_enable, LATCHED_QOS)
+        subscribe_command(self, Bool, enable_topic, self._on_enable)  # latched publishers and `ros2 topic pub`
         binding_topic = t("binding_topic", "/legion/binding", "std_msgs/String binding JSON (latched): its finger_yaw_deg")
         self.create_subscription(String, binding_topic, self._on_binding, LATCHED_QOS)
         # observations only tell the watchdog whether the policy or its input stalled

@@ -7,9 +7,15 @@ publishes the deterministic action on ``action_topic`` for every valid observati
 (``publish_on: observation``) or every control period (``publish_on: period``, latest
 observation, nothing once it is older than ``observation_timeout_s``), and reports the
 active skill and inference time on /diagnostics.
+
+A task that arrives without a binding for its skill (an operator's
+``ros2 topic pub --once /legion/task std_msgs/msg/String "data: 'close the drawer'"`` on a graph
+without a sequencer) gets the skill's default binding published on ``binding_topic`` after
+``default_binding_grace_s``, so real2sim observes the skill's objects.
 """
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections import deque
@@ -22,7 +28,9 @@ from std_msgs.msg import Float32MultiArray, String
 from legion_policy.agent_format import AgentFormatError, load_agent
 from legion_policy.policy import DEFAULT_SIMILARITY_THRESHOLD, PolicyCore, TaskSelectionError
 from legion_policy.ros_io import (ERROR, LATCHED_QOS, OK, STREAM_QOS, WARN, NodeStartError, array_msg, declare,
-                                  diagnostic_array, diagnostic_status, msg_to_observation, run_node)
+                                  diagnostic_array, diagnostic_status, msg_to_observation, run_node,
+                                  subscribe_command)
+from legion_policy.sequencer import MOVE_TO, skills_from_agent, step_binding
 
 #: Inference times kept for the p50/p99 reported on /diagnostics.
 TIMING_WINDOW = 1000
@@ -56,7 +64,15 @@ class PolicyNode(Node):
         diag_period = declare(self, "diagnostics_period_s", 1.0, "period of the /diagnostics report [s]")
         obs_topic = declare(self, "observation_topic", "/legion/observation", "labelled observation in")
         action_topic = declare(self, "action_topic", "/legion/action", "action out (dx, dy, dz, gripper)")
-        task_topic = declare(self, "task_topic", "/legion/task", "skill name or instruction in (latched)")
+        task_topic = declare(self, "task_topic", "/legion/task",
+                             "skill name or instruction in (from latched publishers and `ros2 topic pub` alike)")
+        binding_topic = declare(self, "binding_topic", "/legion/binding",
+                                "object binding (JSON, latched): watched, and published for a task that comes "
+                                "without one")
+        self.binding_grace_s = declare(self, "default_binding_grace_s", 0.5,
+                                       "a task whose skill has no binding on binding_topic within this time gets "
+                                       "the skill's default binding published (an operator's `ros2 topic pub` of "
+                                       "a task; a sequencer sends its own binding first) [s]")
         if self.publish_on not in PUBLISH_MODES:
             raise NodeStartError(f"publish_on {self.publish_on!r} must be one of {PUBLISH_MODES}")
         if not agent_path:
@@ -82,7 +98,12 @@ class PolicyNode(Node):
         self.action_pub = self.create_publisher(Float32MultiArray, action_topic, STREAM_QOS)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_subscription(Float32MultiArray, obs_topic, self.on_observation, STREAM_QOS)
-        self.create_subscription(String, task_topic, self.on_task, LATCHED_QOS)
+        subscribe_command(self, String, task_topic, self.on_task)
+        self.skills = skills_from_agent(self.agent)
+        self.binding_skill: str | None = None      # the "skill" of the last binding seen on binding_topic
+        self._binding_timer = None
+        self.binding_pub = self.create_publisher(String, binding_topic, LATCHED_QOS)
+        self.create_subscription(String, binding_topic, self.on_binding, LATCHED_QOS)
         if self.publish_on == "period":
             self.create_timer(self.agent.control_period_s, self.on_period)
         self.create_timer(float(diag_period), self.report)
@@ -104,9 +125,38 @@ class PolicyNode(Node):
         self.task_error = ""
         how = f"by {m.by}" + (f", similarity {m.score:.3f}" if m.by == "instruction" else "")
         self.get_logger().info(f"task {text!r} -> skill {m.skill or 'idle'} ({how})")
+        if m.skill and m.skill != MOVE_TO and m.skill != self.binding_skill:
+            self._arm_default_binding(m.skill)
+
+    def _arm_default_binding(self, skill: str) -> None:
+        """Publish ``skill``'s default binding unless a binding for it arrives within the grace time."""
+        if self._binding_timer is not None:
+            self.destroy_timer(self._binding_timer)
+
+        def fire() -> None:
+            self.destroy_timer(self._binding_timer)
+            self._binding_timer = None
+            if self.core.active_skill != skill or self.binding_skill == skill:
+                return
+            try:
+                binding = step_binding(skill, self.skills, None, f"default binding of {skill}")
+            except ValueError as exc:
+                self.task_error = str(exc)
+                self.get_logger().error(str(exc))
+                return
+            self.binding_pub.publish(String(data=json.dumps(binding)))
+            self.get_logger().info(f"no binding for {skill}: published its default binding {json.dumps(binding)}")
+
+        self._binding_timer = self.create_timer(max(float(self.binding_grace_s), 1e-3), fire)
 
     def on_task(self, msg: String) -> None:
         self._select(msg.data)
+
+    def on_binding(self, msg: String) -> None:
+        try:
+            self.binding_skill = json.loads(msg.data).get("skill")
+        except (ValueError, AttributeError):
+            self.binding_skill = None  # real2sim and sim2real report what is wrong with it
 
     def on_observation(self, msg: Float32MultiArray) -> None:
         t0 = time.perf_counter()
