@@ -166,7 +166,7 @@ class SimArmNode(Node):
         self._thread = threading.Thread(target=self._run, name="sim_arm", daemon=True)
         self._thread.start()
         self.get_logger().info(
-            f"sim_arm: scene {self.sim.scene}, robot {self.sim.robot.name}, "
+            f"sim_arm: scene {self.sim.scene}, seed {p['seed']}, robot {self.sim.robot.name}, "
             f"{'as fast as possible' if self.rtf <= 0 else f'real-time factor {self.rtf:g}'}, "
             f"tracked objects {sorted(self.sim.cell.tracked)}")
 
