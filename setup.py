@@ -49,6 +49,8 @@ setup(
             "legion_real2sim = legion_bridge.nodes.real2sim_node:main",
             "legion_sim2real = legion_bridge.nodes.sim2real_node:main",
             "legion_monitor = legion_bridge.nodes.monitor_node:main",
+            "legion_description = legion_bridge.nodes.description_node:main",
+            "legion_recorder = legion_bridge.nodes.recorder_node:main",
             "legion_policy_node = legion_policy.nodes.policy_node:main",
             "legion_sequencer = legion_policy.nodes.sequencer_node:main",
             # command-line tools

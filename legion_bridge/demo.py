@@ -26,6 +26,7 @@ REPORT_NAME = "report.json"
 VIDEO_NAME = "demo.gif"  # imageio writes GIF without ffmpeg
 VIDEO_SIZE = (320, 240)  # px; software rendering is slow on CPU-only machines
 VIDEO_MAX_FRAMES = 150  # evenly spaced over the run
+BAG_NAME = "bag"  # --record: the rosbag2 bag (MCAP) in the run folder
 STATES_NAME = "states.npz"  # sim_arm logs states while running; rendered to VIDEO_NAME afterwards
 
 
@@ -42,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seed of the simulated task instances (default: the sim arm's, 0)")
     p.add_argument("--out", default="", help="run folder (default: runs/demo-<time>)")
     p.add_argument("--no-video", action="store_true", help="do not record a video")
+    p.add_argument("--record", action="store_true",
+                   help=f"record the graph's topics into <run folder>/{BAG_NAME} (rosbag2, MCAP storage)")
     p.add_argument("--timeout", type=float, default=600.0, help="wall-clock limit for the whole run [s]")
     return p
 
@@ -79,6 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         values["scene"] = args.scene  # else the sequence file's scene (legion_bridge.graph.argument_values)
     if args.seed is not None:
         values["seed"] = str(args.seed)
+    if args.record:
+        values.update(record="true", bag=str(out / BAG_NAME))
     if not args.no_video:
         os.environ.setdefault("MUJOCO_GL", "egl")
         values["video"] = str(out / STATES_NAME)
@@ -113,7 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ok = bool(report.get("success")) and rc == 0
     video = out / VIDEO_NAME
     print(f"\nsequence {'SUCCEEDED' if ok else 'FAILED'}; report: {report_path}"
-          + (f"; video: {video}" if video.is_file() else ""))
+          + (f"; video: {video}" if video.is_file() else "")
+          + (f"; bag: {out / BAG_NAME}" if (out / BAG_NAME / "metadata.yaml").is_file() else ""))
     return 0 if ok else 1
 
 

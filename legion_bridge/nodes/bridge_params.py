@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from legion_bridge.calibration import Calibration
 from legion_bridge.hand import HandFrames
+from legion_bridge.robot.description import JointNames
 from legion_bridge.robot.kinematics import Kinematics
 from legion_bridge.robot.urdf_model import load_robot_model
 from legion_policy.observation_layout import METAWORLD_CONTROL_PERIOD_S
@@ -36,6 +37,14 @@ def declare_cell(node) -> HandFrames:
     }
     cal = Calibration.from_params(p)
     return HandFrames(Kinematics(model, sim_from_base=cal.sim_from_base), cal)
+
+
+def declare_joint_names(node, model) -> JointNames:
+    """The arm's joint names on the driver's topics (driver profile ``arm_joint_names``, config/drivers/)."""
+    names = declare(node, "arm_joint_names", list(model.joint_names),
+                    "the arm's joints A1..A7 as the driver names them on its topics, in that order "
+                    "(driver profile, config/drivers/<driver>.yaml)")
+    return JointNames.for_model(model, names)
 
 
 def declare_period(node) -> float:

@@ -1,6 +1,7 @@
 """monitor: reports the rate and age of chosen topics on /diagnostics.
 
-Parameters: ``topics`` (list of ``/topic:pkg/msg/Type``), ``expected_rates_hz`` (same
+Parameters: ``topics`` (list of ``/topic:pkg/msg/Type``, or ``$name:pkg/msg/Type`` for the topic
+that parameter ``name`` holds, e.g. ``$joint_states_topic``: the driver profile's), ``expected_rates_hz`` (same
 length; 0 = no expectation), ``tolerance`` (relative rate error that still counts as OK),
 ``period_s`` (report period).
 """
@@ -29,7 +30,15 @@ class MonitorNode(Node):
         if len(expected) != len(specs):
             raise ValueError(f"expected_rates_hz has {len(expected)} entries for {len(specs)} topics")
         self.watch: list[tuple[str, float, RateTracker]] = []
+        named: dict[str, str] = {}
         for spec, rate in zip(specs, expected):
+            if spec.startswith("$"):  # $<parameter>:pkg/msg/Type: the topic a parameter file names
+                param = spec[1:].split(":", 1)[0]
+                if param not in named:
+                    named[param] = str(declare(self, param, "", f"topic named by the topics entry {spec!r}"))
+                if not named[param]:
+                    raise ValueError(f"topics entry {spec!r}: no parameter file sets {param}")
+                spec = named[param] + spec[1 + len(param):]
             topic, pkg, name = parse_topic_spec(spec)
             msg_type = getattr(importlib.import_module(f"{pkg}.msg"), name)
             tracker = RateTracker()

@@ -16,7 +16,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float32MultiArray, String
 
-from legion_bridge.nodes.bridge_params import declare_cell, declare_period, stamp_s
+from legion_bridge.nodes.bridge_params import declare_cell, declare_joint_names, declare_period, stamp_s
 from legion_bridge.real2sim import Real2SimConfig, Real2SimCore
 from legion_bridge.robot.urdf_model import GRIPPER_GAP_JOINT
 from legion_policy.agent_format import AgentFormatError, read_agent_layout
@@ -62,7 +62,8 @@ class Real2SimNode(Node):
             self.layout = get_layout(layout_name)
         else:
             raise ValueError(f"unknown observation layout {layout_name!r}; known: {sorted(LAYOUTS)}")
-        self.core = Real2SimCore(hand, self.layout, cfg, hand.kin.model.joint_names, GRIPPER_GAP_JOINT)
+        joint_names = declare_joint_names(self, hand.kin.model)  # the driver's names, A1..A7
+        self.core = Real2SimCore(hand, self.layout, cfg, joint_names.driver, GRIPPER_GAP_JOINT)
         default_binding = d("default_binding", "", "binding JSON used until /legion/binding arrives ('' = wait)")
         if default_binding and not self.core.on_binding(default_binding):
             raise ValueError(f"default_binding: {self.core.last_rejection}")

@@ -20,7 +20,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float32MultiArray, Float64, Float64MultiArray, String
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from legion_bridge.nodes.bridge_params import declare_cell, declare_period, stamp_s
+from legion_bridge.nodes.bridge_params import declare_cell, declare_joint_names, declare_period, stamp_s
 from legion_bridge.safety import DEFAULT_ACCELERATION_LIMIT, SafetyLimits
 from legion_bridge.sim2real import TARGET_BASES, Command, Sim2RealConfig, Sim2RealCore
 from legion_policy.ros_io import (ERROR, LATCHED_QOS, OK, STREAM_QOS, WARN, declare, diagnostic_array,
@@ -74,7 +74,8 @@ class Sim2RealNode(Node):
             raise ValueError(f"command_interface must be one of {COMMAND_INTERFACES}, got {self.interface!r}")
         enabled = bool(d("start_enabled", False, "motion allowed at start (the real robot starts disabled)"))
         self.core = Sim2RealCore(hand, limits, cfg, enabled=enabled)
-        self.joint_names = list(model.joint_names)
+        self.names = declare_joint_names(self, model)  # the driver's names on its topics
+        self.joint_names = list(self.names.driver)
 
         t = lambda name, default, text: declare(self, name, default, text)  # noqa: E731
         js_topic = t("joint_states_topic", "/joint_states", "sensor_msgs/JointState of the arm")
@@ -111,7 +112,8 @@ class Sim2RealNode(Node):
 
     # ------------------------------------------------------------------ callbacks
     def _on_joint_state(self, msg: JointState) -> None:
-        self.core.on_joint_state(msg.name, msg.position, stamp_s(msg.header.stamp), self._now())
+        names = msg.name if self.names.identity else self.names.to_model(msg.name)
+        self.core.on_joint_state(names, msg.position, stamp_s(msg.header.stamp), self._now())
         self._after_input()
 
     def _on_action(self, msg: Float32MultiArray) -> None:

@@ -39,6 +39,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from legion_bridge.calibration import CALIBRATION_KEYS, Calibration, read_ros_params
 from legion_bridge.paths import config_path
+from legion_bridge.robot.description import JointNames
 from legion_bridge.robot.urdf_model import GRIPPER_GAP_JOINT
 from legion_bridge.sim.cell import SCENES
 from legion_bridge.sim.video import StateLog, free_camera
@@ -137,6 +138,11 @@ class SimArmNode(Node):
             raise ValueError("noise standard deviations and object_pose_delay_s must be >= 0")
         self.sim = SimArm(p["scene"], p["robot_model"], calibration, int(p["seed"]),
                           SimArmConfig(acceleration_limit=accel, velocity_fraction=vfrac))
+        # the driver profile's joint names on /joint_states and in commands (config/drivers/)
+        self.names = JointNames.for_model(self.sim.robot, declare(
+            self, "arm_joint_names", list(self.sim.robot.joint_names),
+            "the arm's joints A1..A7 as the stood-in driver names them, in that order (config/drivers/)"))
+        self._driver_joint_names = list(self.names.driver)
         dt = self.sim.timestep
         self.steps_per_period = int(round(1.0 / (js_rate * dt)))
         if self.steps_per_period < 1 or abs(self.steps_per_period * dt * js_rate - 1.0) > 1e-9:
@@ -188,7 +194,7 @@ class SimArmNode(Node):
             try:
                 start = _to_sec(msg.header.stamp)
                 self.sim.command_trajectory(
-                    list(msg.joint_names),
+                    self.names.to_model(msg.joint_names),
                     [_to_sec(pt.time_from_start) for pt in msg.points],
                     [list(pt.positions) for pt in msg.points],
                     [list(pt.velocities) for pt in msg.points],
@@ -320,7 +326,7 @@ class SimArmNode(Node):
         self.pub_clock.publish(clock)
         js = JointState()
         _stamp(js.header.stamp, t)
-        js.name = list(sim.joint_names)
+        js.name = list(self._driver_joint_names)  # sim.joint_names in the driver's naming
         js.position = sim.joint_positions().tolist()
         js.velocity = sim.joint_velocities().tolist()
         js.effort = sim.joint_efforts().tolist()

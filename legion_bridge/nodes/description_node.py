@@ -1,0 +1,84 @@
+"""description: publishes ``/robot_description`` for robot_state_publisher, RViz and Foxglove.
+
+The URDF of ``robot_model`` with the gripper (``urdf/<model>.urdf``), its arm joints named as the
+driver names them (``arm_joint_names`` of the driver profile, config/drivers/), published once as a
+std_msgs/String on a transient-local topic (late subscribers get it), in both modes.
+
+With ``publish_robot_joint_states`` (launch argument ``rviz:=true``) it also publishes, at most
+``robot_joint_states_rate_hz``, a sensor_msgs/JointState with the arm's joints (from the driver's
+joint states) and the two finger joints (half the gripper's finger gap each) on
+``robot_joint_states_topic``: robot_state_publisher reads one joint-state topic, and the fingers
+travel on the gripper's topic as one gap. Not required: its death does not stop the graph.
+"""
+from __future__ import annotations
+
+import sys
+
+from rclpy.node import Node
+from sensor_msgs.msg import JointState
+from std_msgs.msg import String
+
+from legion_bridge.nodes.bridge_params import declare_joint_names
+from legion_bridge.robot.description import robot_description
+from legion_bridge.robot.urdf_model import GRIPPER_GAP_JOINT, load_robot_model
+from legion_policy.ros_io import LATCHED_QOS, STREAM_QOS, declare, run_node
+
+
+class DescriptionNode(Node):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("description", **kwargs)
+        robot_model = str(declare(self, "robot_model", "iiwa7", "iiwa7 | iiwa14 | path of a URDF (with the gripper)"))
+        self.model = load_robot_model(robot_model)
+        self.names = declare_joint_names(self, self.model)
+        topic = declare(self, "robot_description_topic", "/robot_description",
+                        "std_msgs/String (transient local): the URDF with the driver's joint names")
+        self.urdf = robot_description(robot_model, self.names.driver)
+        self.pub = self.create_publisher(String, topic, LATCHED_QOS)
+        self.pub.publish(String(data=self.urdf))
+        joints = declare(self, "publish_robot_joint_states", False,
+                         "also publish arm + finger joint states on robot_joint_states_topic (rviz:=true)")
+        out_topic = declare(self, "robot_joint_states_topic", "/legion/robot_joint_states",
+                            "sensor_msgs/JointState out: the arm's joints (driver names) and the finger joints")
+        rate = float(declare(self, "robot_joint_states_rate_hz", 30.0, "largest rate of robot_joint_states_topic [Hz]"))
+        js_topic = declare(self, "joint_states_topic", "/joint_states", "sensor_msgs/JointState of the arm (in)")
+        grip_topic = declare(self, "gripper_state_topic", "/gripper/joint_states",
+                             "sensor_msgs/JointState of the gripper: finger gap [m] (in)")
+        if joints:
+            if not rate > 0:
+                raise ValueError(f"robot_joint_states_rate_hz must be > 0, got {rate}")
+            self._min_gap_ns = int(1e9 / rate)
+            self._last_ns = 0
+            self._fingers = list(self.model.gripper.finger_joint_names)
+            self._finger_q = list(self.model.gripper.finger_positions(0.0))
+            self.js_pub = self.create_publisher(JointState, out_topic, STREAM_QOS)
+            self.create_subscription(JointState, js_topic, self._on_arm, STREAM_QOS)
+            self.create_subscription(JointState, grip_topic, self._on_gripper, STREAM_QOS)
+        self.get_logger().info(
+            f"description: {self.model.name} on {topic} (joints {', '.join(self.names.driver)}"
+            + (f"; joint states for robot_state_publisher on {out_topic})" if joints else ")"))
+
+    def _on_gripper(self, msg: JointState) -> None:
+        if GRIPPER_GAP_JOINT in msg.name and len(msg.position) == len(msg.name):
+            self._finger_q = [float(v) for v in self.model.gripper.finger_positions(
+                msg.position[list(msg.name).index(GRIPPER_GAP_JOINT)])]
+
+    def _on_arm(self, msg: JointState) -> None:
+        if len(msg.position) != len(msg.name):
+            return
+        now = self.get_clock().now().nanoseconds
+        if now - self._last_ns < self._min_gap_ns and now >= self._last_ns:
+            return
+        self._last_ns = now
+        out = JointState()
+        out.header = msg.header
+        out.name = list(msg.name) + self._fingers
+        out.position = list(msg.position) + self._finger_q
+        self.js_pub.publish(out)
+
+
+def main(args=None) -> int:
+    return run_node(DescriptionNode, args, "description")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""rviz:=true on a workstation: robot_state_publisher (the graph's URDF) and rviz2 with config/rviz/legion.rviz.
+
+Built from the real launch files with upstream launch / launch_ros (installed offline by
+../shared/tools/install-ros2-tools.sh); robot_state_publisher and rviz2 themselves are not needed to
+check what would start.
+"""
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from legion_bridge.paths import config_path
+from legion_bridge.robot.description import description_joint_names
+
+ROOT = Path(__file__).resolve().parent.parent
+LAUNCH = [str(Path(sys.executable).parent / "legion-launch")]
+
+
+def rviz_nodes(launch_file: str, **args: str) -> list:
+    """The nodes the rviz part of ``launch_file`` starts for ``args`` (empty when its condition is false)."""
+    pytest.importorskip("launch_ros")
+    from launch import LaunchContext
+    from launch.actions import DeclareLaunchArgument, OpaqueFunction
+
+    spec = importlib.util.spec_from_file_location("legion_launch_file", ROOT / "launch" / launch_file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    ld = module.generate_launch_description()
+    ctx = LaunchContext()
+    for entity in ld.entities:
+        if isinstance(entity, DeclareLaunchArgument):
+            entity.visit(ctx)  # the defaults
+    ctx.launch_configurations.update(args)
+    conditional = [e for e in ld.entities if isinstance(e, OpaqueFunction) and e.condition is not None]
+    assert len(conditional) == 1
+    if not conditional[0].condition.evaluate(ctx):
+        return []
+    return conditional[0].visit(ctx)
+
+
+@pytest.mark.parametrize("launch_file", ["sim_robot.launch.py", "real_robot.launch.py"])
+def test_rviz_true_starts_robot_state_publisher_and_rviz2_and_the_default_starts_neither(launch_file):
+    assert rviz_nodes(launch_file) == []
+    assert rviz_nodes(launch_file, rviz="false") == []
+    nodes = rviz_nodes(launch_file, rviz="true", driver="lbr_fri", robot_model="iiwa14")
+    assert [(n.node_package, n.node_executable) for n in nodes] == [("robot_state_publisher", "robot_state_publisher"),
+                                                                    ("rviz2", "rviz2")]
+
+
+@pytest.mark.parametrize("driver,joint", [("iiwa_ros2", "joint_a1"), ("lbr_fri", "lbr_A1")])
+def test_robot_state_publisher_gets_the_graphs_urdf_and_the_description_nodes_joint_states(driver, joint):
+    from legion_bridge.launch_builder import RVIZ_CONFIG, rviz_node_specs
+
+    rsp, rviz = rviz_node_specs("real", {"driver": driver, "robot_model": "iiwa14"})
+    urdf = rsp["parameters"]["robot_description"]
+    assert description_joint_names(urdf)[0] == joint and 'robot name="iiwa14"' in urdf
+    remap = dict(rsp["remappings"])
+    assert remap["joint_states"] == "/legion/robot_joint_states"  # arm + fingers, from the description node
+    assert remap["robot_description"] != "/robot_description"  # the description node is its one publisher
+    assert rviz["arguments"] == ["-d", str(config_path(RVIZ_CONFIG))]
+    assert rsp["parameters"]["use_sim_time"] is False
+    assert rviz_node_specs("sim", {})[0]["parameters"]["use_sim_time"] is True
+
+
+def test_the_shipped_rviz_config_shows_the_robot_model_from_the_topic_in_the_base_frame():
+    cfg = yaml.safe_load(config_path("rviz", "legion.rviz").read_text())["Visualization Manager"]
+    displays = {d["Class"]: d for d in cfg["Displays"]}
+    model = displays["rviz_default_plugins/RobotModel"]
+    assert model["Description Source"] == "Topic"
+    assert model["Description Topic"]["Value"] == "/robot_description"
+    assert model["Description Topic"]["Durability Policy"] == "Transient Local"
+    assert "rviz_default_plugins/TF" in displays
+    assert cfg["Global Options"]["Fixed Frame"] == "link_0"
+
+
+def test_legion_launch_says_rviz_needs_a_ros2_install():
+    proc = subprocess.run(LAUNCH + ["sim", "--list", "--set", "rviz:=true"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0
+    assert proc.stderr.strip() == ("legion-launch: rviz:=true needs a ROS 2 install (robot_state_publisher, rviz2): "
+                                   "use `ros2 launch legion_bridge sim_robot.launch.py rviz:=true`; "
+                                   "starting the graph without them")
+    assert "description:" in proc.stdout and "publish_robot_joint_states:=true" in proc.stdout
+    quiet = subprocess.run(LAUNCH + ["sim", "--list"], capture_output=True, text=True, timeout=60)
+    assert quiet.stderr == ""
