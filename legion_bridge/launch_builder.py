@@ -98,6 +98,9 @@ def _graph_entities(context, mode: str) -> list:
 
 #: The RViz 2 configuration started with ``rviz:=true`` (relative to config/).
 RVIZ_CONFIG = "rviz/legion.rviz"
+#: robot_state_publisher's TF frames are ``legion/<link>``: a driver's own robot_state_publisher
+#: (iiwa_bringup publishes link_0 .. tool0) keeps its frames, and no frame has two publishers.
+RVIZ_FRAME_PREFIX = "legion/"
 
 
 def _rviz_entities(mode: str) -> list:
@@ -125,7 +128,7 @@ def rviz_node_specs(mode: str, values: dict) -> list[dict]:
     joint_states = description.get("robot_joint_states_topic", "/legion/robot_joint_states")
     return [
         {"package": "robot_state_publisher", "executable": "robot_state_publisher", "name": "robot_state_publisher",
-         "parameters": {"robot_description": urdf, "use_sim_time": sim_time},
+         "parameters": {"robot_description": urdf, "use_sim_time": sim_time, "frame_prefix": RVIZ_FRAME_PREFIX},
          # the description node publishes /robot_description (also without rviz): this copy goes aside
          "remappings": [("joint_states", joint_states), ("robot_description", "/legion/rviz/robot_description")],
          "arguments": []},

@@ -63,7 +63,7 @@ def test_robot_state_publisher_gets_the_graphs_urdf_and_the_description_nodes_jo
     assert remap["joint_states"] == "/legion/robot_joint_states"  # arm + fingers, from the description node
     assert remap["robot_description"] != "/robot_description"  # the description node is its one publisher
     assert rviz["arguments"] == ["-d", str(config_path(RVIZ_CONFIG))]
-    assert rsp["parameters"]["use_sim_time"] is False
+    assert rsp["parameters"]["use_sim_time"] is False and rsp["parameters"]["frame_prefix"] == "legion/"
     assert rviz_node_specs("sim", {})[0]["parameters"]["use_sim_time"] is True
 
 
@@ -75,7 +75,11 @@ def test_the_shipped_rviz_config_shows_the_robot_model_from_the_topic_in_the_bas
     assert model["Description Topic"]["Value"] == "/robot_description"
     assert model["Description Topic"]["Durability Policy"] == "Transient Local"
     assert "rviz_default_plugins/TF" in displays
-    assert cfg["Global Options"]["Fixed Frame"] == "link_0"
+    assert cfg["Global Options"]["Fixed Frame"] == "legion/link_0"
+    # robot_state_publisher's frame_prefix and the RobotModel's TF prefix agree
+    from legion_bridge.launch_builder import RVIZ_FRAME_PREFIX
+
+    assert model["TF Prefix"] + "/" == RVIZ_FRAME_PREFIX
 
 
 def test_legion_launch_says_rviz_needs_a_ros2_install():
