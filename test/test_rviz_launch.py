@@ -91,3 +91,96 @@ def test_legion_launch_says_rviz_needs_a_ros2_install():
     assert "description:" in proc.stdout and "publish_robot_joint_states:=true" in proc.stdout
     quiet = subprocess.run(LAUNCH + ["sim", "--list"], capture_output=True, text=True, timeout=60)
     assert quiet.stderr == ""
+
+
+FAKE = """#!/bin/sh
+# stands in for {exe}: records its command line (and parameter files), then waits to be stopped
+out="{out}/{exe}"
+printf '%s\\n' "$@" > "$out.args"
+next=""
+for a in "$@"; do [ "$next" = params ] && cat "$a" >> "$out.params"; next=""; [ "$a" = --params-file ] && next=params; done
+touch "$out.params"
+trap 'exit 0' INT TERM
+while :; do sleep 0.1; done
+"""
+
+
+def _fake_prefix(root: Path, out: Path) -> Path:
+    """An install prefix holding legion_bridge (this checkout's executables) and stand-ins for
+    robot_state_publisher and rviz2, as ament_index finds packages."""
+    prefix = root / "prefix"
+    index = prefix / "share" / "ament_index" / "resource_index" / "packages"
+    index.mkdir(parents=True)
+    from legion_bridge import graph as graph_mod
+
+    (index / "legion_bridge").write_text("")
+    lib = prefix / "lib" / "legion_bridge"
+    lib.mkdir(parents=True)
+    for spec in graph_mod.NODES:
+        (lib / spec.executable).symlink_to(Path(sys.executable).parent / spec.executable)
+    for pkg in ("robot_state_publisher", "rviz2"):
+        (index / pkg).write_text("")
+        exe = prefix / "lib" / pkg / pkg
+        exe.parent.mkdir(parents=True)
+        exe.write_text(FAKE.format(exe=pkg, out=out))
+        exe.chmod(0o755)
+    return prefix
+
+
+@pytest.mark.ros
+def test_ros2_launch_real_with_rviz_starts_robot_state_publisher_with_the_urdf_and_rviz2_with_the_config(tmp_path):
+    """The real `ros2 launch` (upstream launch_ros) of real_robot.launch.py with rviz:=true, driver:=lbr_fri:
+    robot_state_publisher gets the lbr-named URDF and the description node's joint states, rviz2 the
+    shipped config; both are stand-ins that record what they were given."""
+    import os
+    import re
+    import signal
+    import threading
+    import time
+
+    ros2 = Path(sys.executable).parent / "ros2"
+    if not ros2.is_file():
+        pytest.skip("ros2 launch not installed (../shared/tools/install-ros2-tools.sh .venv)")
+    out = tmp_path / "out"
+    out.mkdir()
+    prefix = _fake_prefix(tmp_path, out)
+    env = os.environ.copy()
+    env["AMENT_PREFIX_PATH"] = os.pathsep.join(p for p in (str(prefix), env.get("AMENT_PREFIX_PATH", "")) if p)
+    proc = subprocess.Popen([str(ros2), "launch", str(ROOT / "launch" / "real_robot.launch.py"), "rviz:=true",
+                             "driver:=lbr_fri", "robot_model:=iiwa14"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+    reader.start()
+
+    def up() -> bool:  # the stand-ins ran, and every node of the graph is past its start-up
+        text = "".join(lines)
+        return ((out / "rviz2.args").is_file() and (out / "robot_state_publisher.params").is_file()
+                and "description: iiwa14 on /robot_description" in text
+                and re.search(r"\[policy\]: agent .*active: idle", text) is not None
+                and "real2sim: iiwa14" in text and "sim2real: iiwa14" in text)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not up():
+            time.sleep(0.2)
+        assert up(), "".join(lines)[-3000:]
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=60)
+        reader.join(timeout=5)
+        text = "".join(lines)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    rsp_args = (out / "robot_state_publisher.args").read_text().split("\n")
+    params = yaml.safe_load_all((out / "robot_state_publisher.params").read_text())
+    merged = {}
+    for doc in params:
+        for section in (doc or {}).values():
+            merged.update(section.get("ros__parameters", {}))
+    assert description_joint_names(merged["robot_description"])[:7] == [f"lbr_A{i}" for i in range(1, 8)]
+    assert 'robot name="iiwa14"' in merged["robot_description"] and merged["frame_prefix"] == "legion/"
+    assert "joint_states:=/legion/robot_joint_states" in rsp_args
+    rviz_args = (out / "rviz2.args").read_text().split("\n")
+    assert rviz_args[:2] == ["-d", str(config_path("rviz", "legion.rviz"))]
+    assert "Traceback" not in text, text[-3000:]
+    assert proc.returncode == 0, text[-3000:]
