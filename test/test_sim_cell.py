@@ -9,10 +9,11 @@ import pytest
 
 from legion_bridge.sim.cell import START_LIFT_M, TABLETOP, TASK_OBJECTS, Cell
 from legion_policy.observation_layout import HAND_FROM_TCP_M, quat_in_order
+from legion_bridge.sim.mujoco_model import METAWORLD_GRIPPER_NAMES
 from legion_policy.tasks import finger_yaw_deg, quat_order
 
 warnings.filterwarnings("ignore", category=UserWarning)
-SAWYER_BODIES = ("base", "mocap", "hand", "right_hand", "rightclaw_it", "leftpad")
+SAWYER_BODIES = ("base", "mocap", "right_hand", "rightclaw_it")
 
 
 @pytest.mark.parametrize("task", sorted(TASK_OBJECTS))
@@ -22,6 +23,12 @@ def test_task_scene_matches_metaworld_instance(task):
     names = {cell.model.body(i).name for i in range(cell.model.nbody)}
     assert not names & set(SAWYER_BODIES)
     assert "iiwa/link_0" in names and "iiwa/tcp" in names
+    # the names Metaworld's reward code reads on the Sawyer now belong to the iiwa's gripper
+    arm = cell.arm.body_ids
+    for name, (kind, _) in METAWORLD_GRIPPER_NAMES.items():
+        obj = getattr(cell.model, kind)(name)
+        body = obj.id if kind == "body" else int((cell.model.site_bodyid if kind == "site" else cell.model.geom_bodyid)[obj.id])
+        assert body in arm, (name, cell.model.body(body).name)
     env = cell._placers[task].env  # the Metaworld env that drew this instance
     mujoco.mj_forward(env.model, env.data)
     obs = env._get_obs()

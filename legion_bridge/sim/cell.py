@@ -40,7 +40,8 @@ from legion_bridge.calibration import Calibration, Transform, load_calibration, 
 from legion_bridge.paths import config_path
 from legion_bridge.robot.kinematics import Kinematics
 from legion_bridge.robot.urdf_model import RobotModel, load_robot_model
-from legion_bridge.sim.mujoco_model import ARM_PREFIX, ArmIndex, ServoConfig, attach_arm, finger_ctrl
+from legion_bridge.sim.mujoco_model import (ARM_PREFIX, ArmIndex, ServoConfig, add_metaworld_names, attach_arm,
+                                            finger_ctrl)
 from legion_policy.observation_layout import HAND_FROM_TCP_M, METAWORLD39, gripper_opening_from_gap, quat_in_order
 from legion_policy.success import get_predicate
 from legion_policy.tasks import finger_yaw_deg, quat_order
@@ -200,23 +201,32 @@ def metaworld_env_class(task: str):
 class MetaworldPlacer:
     """Task instances (object placement, goal, hand start) drawn by a seeded Metaworld env reset."""
 
-    def __init__(self, task: str, seed: int = 0):
+    def __init__(self, task: str, seed: int = 0, reward_function_version: str | None = None):
         self.task = task
         cls = metaworld_env_class(task)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             self.env = cls(seed=int(seed))
+        if reward_function_version is not None:  # the goal-observable classes take no constructor argument for it
+            self.env.reward_function_version = reward_function_version
         self.env.seeded_rand_vec = True
+        #: Metaworld's hand start of the task (a random hand start moves ``env.hand_init_pos`` per episode)
+        self.nominal_hand_init = np.array(self.env.hand_init_pos, dtype=np.float64).copy()
         self.xml_path = Path(self.env.model_name)
         self.seed(seed)
 
     def seed(self, seed: int) -> None:
         self.env.seed(int(seed))
 
-    def sample(self) -> dict:
-        """Reset the env to a new instance; its state by name."""
+    def sample(self, variation=None) -> dict:
+        """Reset the env to a new instance; its state by name. ``variation``: a ``metaworld.Task`` (e.g. one of
+        ``metaworld.MT1(task).train_tasks``) to reset to instead of the next seeded draw."""
         env = self.env
-        env._freeze_rand_vec = False
+        env.hand_init_pos = self.nominal_hand_init.copy()
+        if variation is None:
+            env._freeze_rand_vec = False
+        else:
+            env.set_task(variation)  # freezes its rand_vec: this instance
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             env.reset()
@@ -322,6 +332,7 @@ class Cell:
             _add_marker(spec, "goal", (0, 0.8, 0, 1))
         T = self.sim_from_base
         attach_arm(spec, self.robot, T.t, _rot_quat_wxyz(T.R), servo)
+        add_metaworld_names(spec, self.robot)  # Metaworld's reward / success code reads these names
         return spec
 
     def _tracked_refs(self) -> dict[str, ObjectRef]:
@@ -347,8 +358,15 @@ class Cell:
         return float(self.model.opt.timestep)
 
     # ------------------------------------------------------------------ reset
-    def reset(self, seed: int | None = None) -> None:
-        """A new task instance: objects and goals from Metaworld, arm at the hand start, gripper open."""
+    def reset(self, seed: int | None = None, variation=None, hand_start=None) -> None:
+        """A new task instance: objects and goals from Metaworld, arm at the hand start, gripper open.
+
+        Single-task scenes only: ``variation`` (a ``metaworld.Task`` of this task) resets to that instance
+        instead of the next seeded draw; ``hand_start`` (Metaworld's hand point, sim frame) replaces the task's
+        hand start (ValueError if not reachable gripper-down).
+        """
+        if self.layout and (variation is not None or hand_start is not None):
+            raise ValueError(f"scene {self.scene!r}: variation and hand_start apply to single-task scenes only")
         if seed is not None:
             self._seed = int(seed)
             for k, (task, placer) in enumerate(self._placers.items()):
@@ -364,10 +382,11 @@ class Cell:
                 goals[p.goal] = inst["goal"] + np.asarray(p.offset)
             hand = np.array(self.layout.hand_start, dtype=np.float64)
         else:
-            inst = self._placers[self.scene].sample()
+            inst = self._placers[self.scene].sample(variation)
             self._apply(inst, "", (0.0, 0.0, 0.0))
             goals = {"goal": inst["goal"]}
-            hand = inst["hand_init"] + np.array([0.0, 0.0, START_LIFT_M.get(self.scene, 0.0)])
+            hand = (inst["hand_init"] + np.array([0.0, 0.0, START_LIFT_M.get(self.scene, 0.0)]) if hand_start is None
+                    else np.asarray(hand_start, dtype=np.float64).reshape(3))
         for name, g in goals.items():
             m.body_pos[m.body(name).id] = g
         # the gripper starts turned as the first skill runs (the layout's base task's, or the scene's task's)
@@ -379,6 +398,25 @@ class Cell:
         mujoco.mj_forward(m, d)
         self.instance = {"seed": self._seed, "goals": {k: np.asarray(v).tolist() for k, v in goals.items()},
                          "hand_start": hand.tolist()}
+
+    def metaworld_env(self, task: str | None = None):
+        """The real Metaworld env object that drew ``task``'s instance (default: the scene's task).
+
+        Its Python state (``_target_pos``, ``obj_init_pos``, ...) describes the cell's instance; its reward and
+        success code reads the cell's MjData by name when pointed at it (legion_training.iiwa_env).
+        """
+        return self._placers[task or (self.layout.base if self.layout else self.scene)].env
+
+    def arm_contacts(self) -> list[tuple[str, str]]:
+        """Contacts of the arm or gripper with anything else, as (arm body, other body) names (current state)."""
+        m, d, arm = self.model, self.data, self.arm.body_ids
+        out = []
+        for c in d.contact[:d.ncon]:
+            b1, b2 = int(m.geom_bodyid[c.geom1]), int(m.geom_bodyid[c.geom2])
+            if (b1 in arm) != (b2 in arm):
+                mine, other = (b1, b2) if b1 in arm else (b2, b1)
+                out.append((m.body(mine).name, m.body(other).name))
+        return out
 
     def _apply(self, inst: dict, prefix: str, offset) -> None:
         """Copy a Metaworld instance into the cell by name (bodies that exist here, object joints, sites)."""
@@ -459,6 +497,12 @@ class Cell:
 
     def step(self, n: int = 1) -> None:
         mujoco.mj_step(self.model, self.data, nstep=int(n))
+
+    def refresh_kinematics(self) -> None:
+        """Body, geom and site poses of the current qpos. mj_step computes them at the start of a step, so after
+        it they lag the joints by one physics step; the next mj_step recomputes them anyway (no effect on the
+        dynamics)."""
+        mujoco.mj_kinematics(self.model, self.data)
 
     # ------------------------------------------------------------------ state
     @property

@@ -21,7 +21,9 @@ cannot say is added here, programmatically, from named constants:
   finger velocity limit; the two fingers do not collide with each other.
 
 The arm is attached into a scene with :func:`attach_arm`; :class:`ArmIndex` finds its
-joints, actuators and bodies in any compiled model by name.
+joints, actuators and bodies in any compiled model by name. :func:`add_metaworld_names` gives the
+attached gripper the names Metaworld's own observation, reward and success code read on the Sawyer
+(:data:`METAWORLD_GRIPPER_NAMES`), so that code runs unchanged on the iiwa's MjData.
 """
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ import mujoco
 import numpy as np
 
 from legion_bridge.robot.urdf_model import RobotModel, load_robot_model
+from legion_policy.observation_layout import HAND_FROM_TCP_M
 
 #: Metaworld's physics time step [s]; the arm-only model uses the same.
 TIMESTEP_S = 0.0025
@@ -51,6 +54,20 @@ INERTIA_SAMPLES = 256
 INERTIA_SAMPLE_SEED = 0
 #: Prefix of the arm's names when attached into a scene.
 ARM_PREFIX = "iiwa/"
+#: Metaworld (sawyer_xyz_env.py and the task envs) reads these names on its Sawyer; our gripper provides
+#: them (unprefixed, added by :func:`add_metaworld_names`): the ``hand`` body (obs[0:3], 4.5 cm behind the
+#: fingertip centre along the tool axis, HAND_FROM_TCP_M with the gripper down), the claw bodies
+#: ``rightclaw``/``leftclaw`` (obs[3]: their distance / 0.1 = our finger gap / 0.1: at the finger slides'
+#: origins), the pad bodies ``rightpad``/``leftpad`` (the pads' centres) and sites ``rightEndEffector``/
+#: ``leftEndEffector`` (the pads' ends, as on the Sawyer: their mean, Metaworld's ``tcp_center``, is our tcp)
+#: and the pad collision geoms
+#: ``rightpad_geom``/``leftpad_geom`` (``touching_object``). name -> (kind, URDF link or geom it sits on).
+METAWORLD_GRIPPER_NAMES: dict[str, tuple[str, str]] = {
+    "hand": ("body", "tcp"), "leftclaw": ("body", "left"), "rightclaw": ("body", "right"),
+    "leftpad": ("body", "left_pad"), "rightpad": ("body", "right_pad"),
+    "leftEndEffector": ("site", "left_pad"), "rightEndEffector": ("site", "right_pad"),
+    "leftpad_geom": ("geom", "left_pad"), "rightpad_geom": ("geom", "right_pad"),
+}
 
 
 @dataclass(frozen=True)
@@ -170,6 +187,39 @@ def attach_arm(scene: mujoco.MjSpec, robot: RobotModel | str | Path, pos, quat_w
     frame.attach_body(arm.body(model.base_link), prefix, "")
 
 
+def _pad_geom(spec: mujoco.MjSpec, finger_body: str) -> mujoco.MjsGeom:
+    """The fingertip pad of a finger body: its collision geom furthest along the finger (largest z)."""
+    body = spec.body(finger_body)
+    geoms = [g for g in spec.geoms if g.parent.name == body.name]
+    if not geoms:
+        raise ValueError(f"finger {finger_body!r} has no collision geometry to serve as Metaworld's pad")
+    return max(geoms, key=lambda g: float(g.pos[2]))
+
+
+def add_metaworld_names(scene: mujoco.MjSpec, robot: RobotModel | str | Path, prefix: str = ARM_PREFIX) -> None:
+    """Give the attached gripper the Sawyer's names Metaworld's code reads (:data:`METAWORLD_GRIPPER_NAMES`).
+
+    All are massless frames (no geoms, no inertia) except the two pad geoms, which are the URDF's own
+    fingertip pads renamed, so the physics does not change. The first finger of the URDF is ``left``.
+    """
+    model = robot if isinstance(robot, RobotModel) else load_robot_model(robot)
+    fingers = model.gripper.fingers
+    if len(fingers) != 2:
+        raise ValueError(f"{model.name}: Metaworld's names need a two-finger gripper, got {len(fingers)} fingers")
+    tcp = scene.body(prefix + model.tcp_link)
+    for side, f in zip(("left", "right"), fingers):
+        finger = scene.body(prefix + f.child)
+        pad = _pad_geom(scene, prefix + f.child)
+        finger.add_body(name=f"{side}claw")
+        # the Sawyer's EndEffector sites sit at its pads' ends (fingertips): ours at the pad's end along the finger
+        finger.add_body(name=f"{side}pad", pos=list(pad.pos)).add_site(
+            name=f"{side}EndEffector", pos=[0.0, 0.0, float(pad.size[2])], size=[0.002, 0.002, 0.002],
+            rgba=[1, 0, 0, 0.5])
+        pad.name = f"{side}pad_geom"
+    # the hand body: HAND_FROM_TCP_M (sim frame, gripper down) is -z of the tcp frame (tcp z points down)
+    tcp.add_body(name="hand", pos=[0.0, 0.0, -float(np.linalg.norm(HAND_FROM_TCP_M))])
+
+
 class ArmIndex:
     """Where the arm lives in a compiled model (found by name, with the attach prefix)."""
 
@@ -195,5 +245,14 @@ class ArmIndex:
         #: body ids of the chain frames (Kinematics.link_names order: link_0 .. tcp)
         self.chain_bodies = np.array([m.body(prefix + n).id for n in robot.chain_links])
         self.base_body = m.body(prefix + robot.base_link).id
-        self.body_ids = frozenset(i for i in range(m.nbody) if m.body(i).name.startswith(prefix) and
-                                  (prefix or m.body(i).name != "world"))
+        #: every body of the robot: the subtree of its base (also the unprefixed Metaworld names of
+        #: add_metaworld_names, which hang on the gripper)
+        self.body_ids = frozenset(i for i in range(1, m.nbody) if self._in_subtree(m, i, self.base_body))
+
+    @staticmethod
+    def _in_subtree(m: mujoco.MjModel, body: int, root: int) -> bool:
+        while body > 0:
+            if body == root:
+                return True
+            body = int(m.body_parentid[body])
+        return root == 0

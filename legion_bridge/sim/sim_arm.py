@@ -267,13 +267,18 @@ class SimArm:
 
     # ------------------------------------------------------------------ simulation
     def step(self, n: int = 1) -> None:
-        """Advance ``n`` physics steps (setpoint update + servo targets + mj_step each)."""
+        """Advance ``n`` physics steps (setpoint update + servo targets + mj_step each); then the poses of bodies,
+        geoms and sites are those of the final joints. The sim_arm node's simulation thread and
+        legion_bridge.sim.bridge_loop (the training environment, the benches) both advance the cell with this."""
         dt = self.timestep
         for _ in range(int(n)):
             q_des, qd_des = self.trajectory.sample(self.time + dt)
             self.setpoint.step(q_des, qd_des, dt)
             self.cell.set_arm_ctrl(self.setpoint.q, self.setpoint.qd, self.setpoint.qdd)
             self.cell.step(1)
+        # what is read after the step (tcp, object poses, Metaworld's reward code) is of the joints now,
+        # as real2sim's FK of the published joint state is
+        self.cell.refresh_kinematics()
 
     def advance(self, seconds: float) -> None:
         self.step(int(round(seconds / self.timestep)))
@@ -283,12 +288,15 @@ class SimArm:
         self.setpoint.reset(q)
         self.trajectory = Trajectory.hold(self.time, q)
 
-    def reset(self, scene: str | None = None, seed: int | None = None) -> None:
-        """New task instance (same or another scene); sim time keeps running; the arm holds its start pose."""
+    def reset(self, scene: str | None = None, seed: int | None = None, variation=None, hand_start=None) -> None:
+        """New task instance (same or another scene); sim time keeps running; the arm holds its start pose.
+        ``variation``, ``hand_start``: see :meth:`legion_bridge.sim.cell.Cell.reset` (single-task scenes)."""
         t = self.time
         if scene is not None and scene != self.cell.scene:
             self.cell = Cell(scene, self.robot, self.cell.calibration, self.cell._seed if seed is None else seed)
+            if variation is not None or hand_start is not None:
+                self.cell.reset(variation=variation, hand_start=hand_start)
         else:
-            self.cell.reset(seed)
+            self.cell.reset(seed, variation=variation, hand_start=hand_start)
         self.cell.data.time = t
         self._hold_here()
