@@ -42,8 +42,26 @@ class ConfigError(ValueError):
     """A configuration value or key is invalid (message names the key)."""
 
 
+#: Embodiments of the training environment (``env.embodiment``): the simulated iiwa of urdf/<name>.urdf stepped
+#: through the bridge (legion_training.iiwa_env), or Metaworld's own Sawyer (legion_training.envs).
+EMBODIMENTS = ("iiwa7", "iiwa14", "sawyer")
+
+
 @dataclass
 class EnvConfig:
+    embodiment: str = _f("sawyer", f"one of {EMBODIMENTS}: the arm the tasks are trained on. iiwa7 / iiwa14: the "
+                         "task's Metaworld scene holds the simulated KUKA iiwa + gripper of urdf/<name>.urdf and every "
+                         "step is one agent step of the deployed simulated graph (sim2real's IK, safety envelope and "
+                         "gripper command, one policy period of physics, real2sim's observation; "
+                         "legion_bridge.sim.bridge_loop), with Metaworld's own reward and success computed on that "
+                         "arm (docs/training.md#training-on-the-iiwa). sawyer: Metaworld's mocap-driven Sawyer "
+                         "(the paper's setting; default, so configs written before this key keep their meaning).")
+    random_hand_init: bool = _f(False, "iiwa only: start each training episode with the hand at a random point of "
+                                "env.hand_init_box that the arm reaches gripper-down without touching anything "
+                                "(else the task's own start), so a skill learns to start where the previous one "
+                                "ended; evaluation episodes always start at the task's own start.")
+    hand_init_box: list = _f([], "iiwa only: [[x, y, z], [x, y, z]] box of random hand starts (sim frame, Metaworld's "
+                             "hand point) [m]; empty = the calibrated workspace box (config/calibration.yaml).")
     tasks: list = _f(["reach-v3"], "Metaworld v3 task names, trained in this order (lifelong) or together (multitask).")
     layout: str = _f("compact12", "observation layout from legion_policy.observation_layout (compact12 = the paper's KUKA 12-d).")
     episode_length: int = _f(150, "steps per episode; the time-limit end is NOT terminal (bootstrapped).")
@@ -170,6 +188,21 @@ class TrainConfig:
         for task, version in self.env.reward_versions.items():
             if version not in REWARD_VERSIONS:
                 raise ConfigError(f"env.reward_versions[{task!r}]={version!r}: expected one of {REWARD_VERSIONS}")
+        if self.env.embodiment not in EMBODIMENTS:
+            raise ConfigError(f"env.embodiment={self.env.embodiment!r}: expected one of {EMBODIMENTS}")
+        if self.env.embodiment != "sawyer" and self.env.max_target_lead_m:
+            raise ConfigError(f"env.max_target_lead_m={self.env.max_target_lead_m}: Metaworld's mocap target cap "
+                              f"applies to the sawyer embodiment; on {self.env.embodiment} the bridge's own "
+                              "max_target_lead_m (config/sim2real.yaml) applies")
+        if self.env.random_hand_init and self.env.embodiment == "sawyer":
+            raise ConfigError("env.random_hand_init needs an iiwa embodiment (env.embodiment: iiwa7 | iiwa14)")
+        if self.env.hand_init_box:
+            box = self.env.hand_init_box
+            ok = (len(box) == 2 and all(isinstance(c, (list, tuple)) and len(c) == 3 and
+                                        all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in c)
+                                        for c in box) and all(box[0][i] < box[1][i] for i in range(3)))
+            if not ok:
+                raise ConfigError(f"env.hand_init_box={box!r}: expected [[x, y, z] low, [x, y, z] high] with low < high")
         for task, lead in self.env.max_target_lead_m.items():
             if isinstance(lead, bool) or not isinstance(lead, (int, float)) or not (math.isfinite(lead) and lead > 0):
                 raise ConfigError(f"env.max_target_lead_m[{task!r}]={lead!r}: expected a positive number of metres")

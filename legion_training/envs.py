@@ -213,9 +213,17 @@ class MetaworldTask:
         self._env.close()
 
 
-def make_task(name: str, env_cfg, seed: int, *, benchmark=None, normalize_reward: bool | None = None) -> MetaworldTask:
-    """A task from the ``env`` section of a TrainConfig (every per-task setting applied). ``benchmark``
-    shares an existing task's variations; ``normalize_reward`` overrides the config's (evaluation: False)."""
+def make_task(name: str, env_cfg, seed: int, *, benchmark=None, normalize_reward: bool | None = None,
+              evaluation: bool = False):
+    """A task from the ``env`` section of a TrainConfig (every per-task setting applied): a MetaworldTask for
+    ``env.embodiment: sawyer``, else legion_training.iiwa_env's IiwaTask (the iiwa through the bridge).
+    ``benchmark`` shares an existing task's variations; ``normalize_reward`` overrides the config's
+    (evaluation: False); ``evaluation`` starts every episode at the task's own hand start."""
+    if getattr(env_cfg, "embodiment", "sawyer") != "sawyer":
+        from legion_training.iiwa_env import make_iiwa_task
+
+        return make_iiwa_task(name, env_cfg, seed, benchmark=benchmark, normalize_reward=normalize_reward,
+                              evaluation=evaluation)
     if normalize_reward is None:
         normalize_reward = env_cfg.normalize_reward
     return MetaworldTask(name, env_cfg.layout, seed=seed, episode_length=env_cfg.episode_length,

@@ -212,7 +212,7 @@ class Trainer:
         # one training env and one evaluation env per task (own seeds: evaluation never moves training RNG)
         self.envs = [make_task(t, cfg.env, seed=seed + 1000 * i) for i, t in enumerate(self.tasks)]
         self.eval_envs = [make_task(t, cfg.env, seed=cfg.eval.seed + 1000 * i, benchmark=self.envs[i].benchmark,
-                                    normalize_reward=False)
+                                    normalize_reward=False, evaluation=True)
                           for i, t in enumerate(self.tasks)]
         obs_dim = self.envs[0].obs_dim
         if state is not None:
