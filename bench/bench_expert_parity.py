@@ -33,11 +33,16 @@ MT10 = ("reach-v3", "push-v3", "pick-place-v3", "door-open-v3", "drawer-open-v3"
         "button-press-topdown-v3", "peg-insert-side-v3", "window-open-v3", "window-close-v3")
 
 
+#: Experts whose class name is not the task name in CamelCase.
+EXPERT_NAMES = {"peg-insert-side-v3": "SawyerPegInsertionSideV3Policy"}
+
+
 def expert_for(task: str):
     """Metaworld's scripted expert of ``task`` (``reach-v3`` -> ``SawyerReachV3Policy``)."""
     import metaworld.policies as policies
 
-    name = "Sawyer" + "".join(w.capitalize() for w in task.rsplit("-v", 1)[0].split("-")) + "V3Policy"
+    name = EXPERT_NAMES.get(task) or (
+        "Sawyer" + "".join(w.capitalize() for w in task.rsplit("-v", 1)[0].split("-")) + "V3Policy")
     try:
         return getattr(policies, name)()
     except AttributeError:
