@@ -7,7 +7,8 @@ Side by side, same agent, same deterministic policy (``legion_policy``'s loader 
 action ``tanh(mean)`` the nodes run), same episode length:
 
 * training environment: ``legion_training.envs.MetaworldTask`` of the skill (Metaworld v3, the agent's
-  observation layout), as the agent's recorded training config sets it up (else
+  observation layout), or ``legion_training.iiwa_env.IiwaTask`` for an agent trained with ``env.embodiment``
+  iiwa7 / iiwa14 (the iiwa through the bridge's cores), as the agent's recorded training config sets it up (else
   ``legion_training.config.EnvConfig``'s defaults): ``episode_length`` steps as in the trainer's evaluation,
   the skill's ``max_target_lead_m`` cap on Metaworld's target if it was trained under one; success = Metaworld's ``info['success']``
   ever 1 in the episode (the trainer's evaluation rule). Variations drawn from ``metaworld.MT1(skill, seed)``.
@@ -76,8 +77,14 @@ def run_env(agent, skill: str, episodes: int, env_cfg, seed: int) -> tuple[list[
     core = PolicyCore(agent)
     core.select(skill)
     length = env_cfg.episode_length
-    env = MetaworldTask(skill, agent.layout, seed=seed, episode_length=length, normalize_reward=False,
-                        max_target_lead_m=env_cfg.max_target_lead_m.get(skill))
+    if getattr(env_cfg, "embodiment", "sawyer") != "sawyer":  # trained on the iiwa through the bridge's cores
+        from legion_training.iiwa_env import IiwaTask
+
+        env = IiwaTask(skill, agent.layout, robot=env_cfg.embodiment, seed=seed, episode_length=length,
+                       normalize_reward=False)
+    else:
+        env = MetaworldTask(skill, agent.layout, seed=seed, episode_length=length, normalize_reward=False,
+                            max_target_lead_m=env_cfg.max_target_lead_m.get(skill))
     out = []
     t0 = time.perf_counter()
     for _ in range(episodes):
