@@ -97,13 +97,20 @@ def test_recorder_closes_the_bag_on_sigterm_with_latched_and_stream_topics(tmp_p
         executor.add_node(node)
         latched = node.create_publisher(String, "/record_test/latched", LATCHED_QOS)
         latched.publish(String(data="before the recorder started"))
+        # an operator's `ros2 topic pub` on the same topic: volatile (reaches no transient-local subscription)
+        operator = node.create_publisher(String, "/record_test/latched", 10)
         stream = node.create_publisher(Float32MultiArray, "/record_test/stream", STREAM_QOS)
         proc = subprocess.Popen([str(BIN / "legion_recorder"), "--ros-args", "-p", f"bag_path:={bag}",
                                  "-p", "topics:=[/record_test/latched, /record_test/stream]",
                                  "-p", "discovery_period_s:=0.1"],
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=os.environ.copy())
         try:
-            assert spin_until(executor, lambda: stream.get_subscription_count() > 0, timeout_s=60.0)
+            assert spin_until(executor, lambda: stream.get_subscription_count() > 0
+                              and latched.get_subscription_count() == 2 and operator.get_subscription_count() == 1,
+                              timeout_s=60.0)
+            for i in range(3):  # live latched messages arrive on both subscriptions: written once each
+                latched.publish(String(data=f"latched {i}"))
+                operator.publish(String(data=f"operator {i}"))
             for i in range(50):
                 stream.publish(Float32MultiArray(data=[float(i)]))
                 spin_until(executor, lambda: False, timeout_s=0.01)
@@ -116,10 +123,10 @@ def test_recorder_closes_the_bag_on_sigterm_with_latched_and_stream_topics(tmp_p
         node.destroy_node()
     assert proc.returncode == 0, out
     assert "Traceback" not in out, out
-    assert "closed: 51 messages on 2 topics" in out, out
+    assert "closed: 57 messages on 2 topics" in out, out
     types, counts, first = read_bag(bag)
     assert types == {"/record_test/latched": "std_msgs/msg/String", "/record_test/stream": "std_msgs/msg/Float32MultiArray"}
-    assert counts == {"/record_test/latched": 1, "/record_test/stream": 50}
+    assert counts == {"/record_test/latched": 7, "/record_test/stream": 50}
     assert first["/record_test/latched"].data == "before the recorder started"
 
 

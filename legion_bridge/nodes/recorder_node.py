@@ -4,7 +4,8 @@ rosbag2 is not on the package registry, so this node records the way ``ros2 bag 
 plain rclpy: it looks at the graph every ``discovery_period_s`` for the topics it is asked for
 (``topics``: names, or ``$name`` for the topic a parameter holds; ``topic_prefixes``: every topic
 below a prefix), takes each topic's type from its publishers, subscribes with the publishers' QoS
-(transient local when every publisher is, so latched topics such as /robot_description arrive) and
+(where a publisher is transient local, also a transient-local subscription, so the history of latched
+topics such as /robot_description arrives, and a latched message is written once) and
 ``raw=True`` (the serialized CDR bytes, never deserialized), and writes every message with its
 receive time (system clock, as rosbag2 does by default) through ``rosbags`` (rosbag2 format version
 9, MCAP storage; message definitions from rosbags' Kilted type store). ``ros2 bag info/play``
@@ -19,12 +20,13 @@ from __future__ import annotations
 import importlib
 import sys
 import time
+from collections import deque
 from pathlib import Path
 
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-from legion_policy.ros_io import declare, run_node
+from legion_policy.ros_io import DUPLICATE_WINDOW_S, declare, run_node
 
 #: history depth of a stream subscription (200 Hz joint states: one second of messages)
 STREAM_DEPTH = 200
@@ -122,22 +124,47 @@ class RecorderNode(Node):
         if msgtype not in self.typestore.fielddefs and not self._add_type(msgtype):
             self._skip(topic, f"no message definition for {msgtype}")
             return
-        latched = all(p.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL for p in publishers)
+        durable = [p.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL for p in publishers]
         reliable = all(p.qos_profile.reliability == ReliabilityPolicy.RELIABLE for p in publishers)
-        qos = QoSProfile(depth=LATCHED_DEPTH if latched else STREAM_DEPTH, history=HistoryPolicy.KEEP_LAST,
-                         durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE,
-                         reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT)
+        reliability = ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT
         zero = QosTime(0, 0)
+        latched = all(durable)  # what the bag tells a player (ros2 bag play republishes it latched)
         offered = Qos(QosHistory.KEEP_LAST, 1 if latched else 10,
                       QosReliability.RELIABLE if reliable else QosReliability.BEST_EFFORT,
                       QosDurability.TRANSIENT_LOCAL if latched else QosDurability.VOLATILE,
                       zero, zero, QosLiveliness.AUTOMATIC, zero, False)
         conn = self.writer.add_connection(topic, msgtype, typestore=self.typestore, offered_qos_profiles=[offered])
         self.counts[topic] = 0
-        sub = self.create_subscription(msg_class, topic, lambda data, t=topic, c=conn: self._write(t, c, data),
-                                       qos, raw=True)
-        self.recording[topic] = (conn, sub)
-        self.get_logger().info(f"recording {topic} ({msgtype}{', latched' if latched else ''})")
+        volatile = QoSProfile(depth=STREAM_DEPTH, history=HistoryPolicy.KEEP_LAST,
+                              durability=DurabilityPolicy.VOLATILE, reliability=reliability)
+        if not any(durable):
+            subs = [self.create_subscription(msg_class, topic, lambda data, t=topic, c=conn: self._write(t, c, data),
+                                             volatile, raw=True)]
+        else:
+            # a latched publisher's history reaches only a transient-local subscription, a volatile publisher
+            # (`ros2 topic pub`) only a volatile one: both, and a latched publisher's live message, which
+            # arrives on both, is written once (as ros_io.subscribe_command does for the command topics)
+            recent: dict[str, deque] = {"latched": deque(), "volatile": deque()}
+
+            def on(kind: str, other: str, data: bytes, t=topic, c=conn) -> None:
+                now = time.monotonic()
+                for q in recent.values():
+                    while q and now - q[0][0] > DUPLICATE_WINDOW_S:
+                        q.popleft()
+                for item in recent[other]:
+                    if item[1] == data:
+                        recent[other].remove(item)
+                        return
+                recent[kind].append((now, data))
+                self._write(t, c, data)
+
+            keep = QoSProfile(depth=LATCHED_DEPTH, history=HistoryPolicy.KEEP_LAST,
+                              durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=reliability)
+            subs = [self.create_subscription(msg_class, topic, lambda d: on("latched", "volatile", d), keep, raw=True),
+                    self.create_subscription(msg_class, topic, lambda d: on("volatile", "latched", d), volatile,
+                                             raw=True)]
+        self.recording[topic] = (conn, subs)
+        self.get_logger().info(f"recording {topic} ({msgtype}{', latched' if any(durable) else ''})")
 
     def _add_type(self, msgtype: str) -> bool:
         """Register a type the Kilted store lacks from the installed package's .msg file."""
