@@ -33,7 +33,7 @@ ros2-tools: setup
 
 $(STAMP): $(REQS)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade "pip>=24" "setuptools>=70,<81" wheel
+	$(BIN)/python -m pip install -q --upgrade "pip>=24" -c requirements/constraints.txt setuptools wheel
 	# torch first, from the pinned CPU build (an unpinned torch pulls GBs of CUDA)
 	$(BIN)/python -m pip install -q -c requirements/constraints.txt torch
 	$(BIN)/python -m pip install -q -c requirements/constraints.txt -r requirements/base.txt
