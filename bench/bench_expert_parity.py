@@ -33,20 +33,7 @@ MT10 = ("reach-v3", "push-v3", "pick-place-v3", "door-open-v3", "drawer-open-v3"
         "button-press-topdown-v3", "peg-insert-side-v3", "window-open-v3", "window-close-v3")
 
 
-#: Experts whose class name is not the task name in CamelCase.
-EXPERT_NAMES = {"peg-insert-side-v3": "SawyerPegInsertionSideV3Policy"}
-
-
-def expert_for(task: str):
-    """Metaworld's scripted expert of ``task`` (``reach-v3`` -> ``SawyerReachV3Policy``)."""
-    import metaworld.policies as policies
-
-    name = EXPERT_NAMES.get(task) or (
-        "Sawyer" + "".join(w.capitalize() for w in task.rsplit("-v", 1)[0].split("-")) + "V3Policy")
-    try:
-        return getattr(policies, name)()
-    except AttributeError:
-        raise ValueError(f"metaworld.policies has no {name} for {task!r}") from None
+from legion_training.experts import expert_for  # noqa: E402  (re-exported for the tests)
 
 
 def run(env, expert, variations, steps: int) -> tuple[list[bool], list[int | None], int]:

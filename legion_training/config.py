@@ -62,6 +62,11 @@ class EnvConfig:
                                 "ended; evaluation episodes always start at the task's own start.")
     hand_init_box: list = _f([], "iiwa only: [[x, y, z], [x, y, z]] box of random hand starts (sim frame, Metaworld's "
                              "hand point) [m]; empty = the calibrated workspace box (config/calibration.yaml).")
+    expert_demo_episodes: int = _f(0, "episodes of Metaworld's scripted expert of the task (metaworld.policies, reading "
+                                   "the 39-d observation) run at the start of each lifelong task phase in its "
+                                   "training environment, before the random steps, their transitions stored in the "
+                                   "replay like any other: a departure from the paper (which learns from the reward "
+                                   "alone; 0 there) for skills plain LEGION does not learn in time on the iiwa.")
     tasks: list = _f(["reach-v3"], "Metaworld v3 task names, trained in this order (lifelong) or together (multitask).")
     layout: str = _f("compact12", "observation layout from legion_policy.observation_layout (compact12 = the paper's KUKA 12-d).")
     episode_length: int = _f(150, "steps per episode; the time-limit end is NOT terminal (bootstrapped).")
@@ -188,6 +193,10 @@ class TrainConfig:
         for task, version in self.env.reward_versions.items():
             if version not in REWARD_VERSIONS:
                 raise ConfigError(f"env.reward_versions[{task!r}]={version!r}: expected one of {REWARD_VERSIONS}")
+        if self.env.expert_demo_episodes < 0:
+            raise ConfigError(f"env.expert_demo_episodes={self.env.expert_demo_episodes}: expected >= 0")
+        if self.env.expert_demo_episodes and self.run.regime != "lifelong":
+            raise ConfigError("env.expert_demo_episodes seeds lifelong task phases: use run.regime=lifelong")
         if self.env.embodiment not in EMBODIMENTS:
             raise ConfigError(f"env.embodiment={self.env.embodiment!r}: expected one of {EMBODIMENTS}")
         if self.env.embodiment != "sawyer" and self.env.max_target_lead_m:

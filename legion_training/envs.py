@@ -167,6 +167,7 @@ class MetaworldTask:
         self._env.set_task(self._variations[self.variation])
         raw, _ = self._env.reset()
         self.t = 0
+        self.obs39 = np.asarray(raw, dtype=np.float64)  # the full observation (what Metaworld's experts read)
         return self._convert(raw)
 
     def step(self, action: np.ndarray) -> StepResult:
@@ -178,6 +179,7 @@ class MetaworldTask:
         if self.max_target_lead_m is not None:
             self._cap_target_lead()
         raw, r, _term, _trunc, info = self._env.step(a)
+        self.obs39 = np.asarray(raw, dtype=np.float64)
         self.t += 1
         r = float(r)
         if self.normalize_reward:

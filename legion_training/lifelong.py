@@ -356,6 +356,20 @@ class Trainer:
         s = self.phase_step
         return s == d.first_fit or (s > d.first_fit and (s - d.first_fit) % d.fit_every == 0)
 
+    # ------------------------------------------------------------- expert demonstrations
+    def _demo_steps(self) -> int:
+        """Steps at the start of each lifelong phase acted by the task's scripted expert (env.expert_demo_episodes)."""
+        return int(self.cfg.env.expert_demo_episodes) * int(self.cfg.env.episode_length)
+
+    def _expert_action(self, task: int) -> np.ndarray:
+        from .experts import expert_for
+
+        experts = self.__dict__.setdefault("_experts", {})
+        if task not in experts:
+            experts[task] = expert_for(self.tasks[task])
+        a = experts[task].get_action(self.envs[task].obs39)
+        return np.clip(np.asarray(a, dtype=np.float64), ACTION_SPEC.low, ACTION_SPEC.high).astype(np.float32)
+
     # ------------------------------------------------------------- the loop
     def current_task(self, episode_index: int) -> int:
         if self.cfg.run.regime == "lifelong":
@@ -382,7 +396,10 @@ class Trainer:
                     self.learner.reset_optimizers()
                     self.log(f"phase {self.phase}: {self._phase_name()}")
                 # act
-                if self.phase_step < cfg.sac.random_steps:
+                demo_steps = self._demo_steps()
+                if self.phase_step < demo_steps:  # env.expert_demo_episodes: Metaworld's scripted expert
+                    action = self._expert_action(task)
+                elif self.phase_step < demo_steps + cfg.sac.random_steps:
                     action = self.rng.uniform(ACTION_SPEC.low, ACTION_SPEC.high, ACTION_SPEC.size).astype(np.float32)
                 else:
                     action = self.learner.act(obs, task, deterministic=False)

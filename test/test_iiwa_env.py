@@ -276,3 +276,30 @@ def test_the_trainer_runs_on_the_iiwa(tmp_path):
     assert metrics["steps"] == cfg.run.steps_per_task
     hands = trainer.replay.obs[:len(trainer.replay), :3]  # compact12: hand first
     assert np.ptp(hands, axis=0).max() > 0.02  # the arm moved (random starts and actions through the bridge)
+
+
+def test_expert_demo_episodes_seed_each_task_with_the_scripted_expert(tmp_path):
+    """env.expert_demo_episodes: the first episodes of a task phase are acted by Metaworld's expert in the training
+    env (here the iiwa), then random steps, then the policy; the paper config keeps it off."""
+    from legion_training.experts import expert_for
+    from legion_training.lifelong import Trainer
+
+    assert load_config("paper").env.expert_demo_episodes == 0
+    cfg = load_config("smoke", ["env.embodiment=iiwa7", "env.tasks=[reach-v3]", "env.expert_demo_episodes=1"])
+    trainer = Trainer(cfg, tmp_path / "run", log=lambda s: None)
+    trainer.train(stop_after=cfg.env.episode_length + 5)
+    # replay the same episode: same env seed, same variation draw, the expert's actions
+    env = IiwaTask("reach-v3", cfg.env.layout, seed=cfg.run.seed, episode_length=cfg.env.episode_length)
+    env.reset()
+    expert = expert_for("reach-v3")
+    L = cfg.env.episode_length
+    d0 = np.linalg.norm(env.obs39[:3] - env.obs39[36:39])
+    for k in range(L):
+        a = np.clip(expert.get_action(env.obs39), -1, 1).astype(np.float32)
+        np.testing.assert_array_equal(trainer.replay.action[k], a)
+        env.step(a)
+    assert np.linalg.norm(env.obs39[:3] - env.obs39[36:39]) < 0.5 * d0  # the demonstration heads for the goal
+    # then the random steps: not the expert's
+    assert not np.array_equal(trainer.replay.action[L], np.clip(expert.get_action(env.obs39), -1, 1).astype(np.float32))
+    with pytest.raises(ConfigError, match="expert_demo_episodes"):
+        load_config("smoke", ["env.expert_demo_episodes=-1"])
