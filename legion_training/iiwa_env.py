@@ -34,7 +34,7 @@ import numpy as np
 from legion_bridge.sim.bridge_loop import BridgeLoop, load_bridge_config
 from legion_bridge.sim.sim_arm import SimArm
 from legion_policy.observation_layout import METAWORLD39, ObservationLayout, get_layout
-from legion_policy.tasks import default_binding
+from legion_policy.tasks import default_binding, finger_yaw_deg
 from legion_training.config import DEFAULT_REWARD_VERSION, REWARD_VERSIONS
 from legion_training.envs import RunningStd, StepResult, known_tasks, layout_indices
 
@@ -123,9 +123,10 @@ class IiwaTask:
         task = self._variations[self.variation]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            self.sim.reset(variation=task)
             if self.random_hand_init:
                 self._random_hand_start(task)
+            else:
+                self.sim.reset(variation=task)
         self._rederive_hand_state()
         self.obs39 = self.loop.start_episode(self.binding)
         self.t = 0
@@ -192,12 +193,14 @@ class IiwaTask:
         """Restart the instance with the hand at a random reachable, contact-free point of the box."""
         cell = self.sim.cell
         lo, hi = self.hand_init_box
+        yaw = finger_yaw_deg(self.name)
         for _ in range(HAND_INIT_TRIES):
             hand = self._rng.uniform(lo, hi)
             try:
-                self.sim.reset(variation=task, hand_start=hand)
-            except ValueError:  # not reachable gripper-down
+                cell.arm_start(hand, yaw)  # reachable gripper-down? (IK only: cheaper than a reset)
+            except ValueError:
                 continue
+            self.sim.reset(variation=task, hand_start=hand)
             if not cell.arm_contacts():
                 return
         self.hand_init_fallbacks += 1
