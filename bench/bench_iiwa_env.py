@@ -3,7 +3,8 @@
 1. Env steps per second: ``legion_training.iiwa_env.IiwaTask`` (the task's scene with the iiwa, each step through
    the bridge's cores: sim2real's IK and envelope, one policy period of physics, real2sim's observation,
    Metaworld's reward on the cell) vs ``legion_training.envs.MetaworldTask`` (raw Metaworld v3), same task, same
-   uniform random actions, 150-step episodes, resets included; rounds alternate so machine load hits both.
+   uniform random actions (``--actions expert``: Metaworld's scripted expert's), 150-step episodes, resets
+   included; rounds alternate so machine load hits both.
    Goal of issue 18: ratio iiwa / raw >= 0.3.
 2. Training throughput: gradient updates per second of ``legion-train``'s Trainer on the ``cpu`` config
    (one update per env step, its network and batch sizes) with ``env.embodiment`` iiwa7 vs sawyer, timed after
@@ -36,12 +37,14 @@ EPISODE = 150
 WARMUP_UPDATES = 30
 
 
-def steps_per_s(env, steps: int, rng: np.random.Generator) -> float:
-    """Env steps per second with uniform random actions over ``steps`` steps (episodes of EPISODE, resets timed)."""
+def steps_per_s(env, steps: int, rng: np.random.Generator, expert=None) -> float:
+    """Env steps per second over ``steps`` steps (episodes of EPISODE, resets timed): uniform random actions, or
+    ``expert``'s (Metaworld's scripted expert reading the env's 39-d observation; its own time is included)."""
     t0 = time.perf_counter()
     env.reset()
     for k in range(steps):
-        r = env.step(rng.uniform(-1.0, 1.0, 4))
+        a = rng.uniform(-1.0, 1.0, 4) if expert is None else np.clip(expert.get_action(env.obs39), -1.0, 1.0)
+        r = env.step(a)
         if r.truncated:
             env.reset()
     return steps / (time.perf_counter() - t0)
@@ -75,6 +78,8 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1, help="torch threads (training)")
     ap.add_argument("--robot", default="iiwa7", choices=("iiwa7", "iiwa14"))
     ap.add_argument("--no-train", action="store_true", help="only the env step rate")
+    ap.add_argument("--actions", default="random", choices=("random", "expert"),
+                    help="env step rate with uniform random actions or Metaworld's scripted expert's")
     a = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
     import torch
@@ -84,7 +89,7 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(a.threads)
     l1, l5, _ = os.getloadavg()
-    print(f"bench_iiwa_env: {a.robot} env vs raw Metaworld v3; {a.steps} random-action steps x {a.rounds} rounds per "
+    print(f"bench_iiwa_env: {a.robot} env vs raw Metaworld v3; {a.steps} {a.actions}-action steps x {a.rounds} rounds per "
           f"task; load average {l1:.2f} {l5:.2f} on {os.cpu_count()} cores", flush=True)
     ratios = {}
     for task in [t for t in a.tasks.split(",") if t]:
@@ -93,7 +98,11 @@ def main(argv=None) -> int:
         best = {k: 0.0 for k in envs}
         for r in range(a.rounds):
             for name, env in envs.items():
-                sps = steps_per_s(env, a.steps, np.random.default_rng(r))
+                expert = None
+                if a.actions == "expert":
+                    from legion_training.experts import expert_for
+                    expert = expert_for(task)
+                sps = steps_per_s(env, a.steps, np.random.default_rng(r), expert)
                 best[name] = max(best[name], sps)
                 print(f"  {task} round {r + 1}: {name:<6} {sps:8.0f} env steps/s", flush=True)
         ratios[task] = best[a.robot] / best["raw"]
