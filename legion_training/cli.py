@@ -5,6 +5,10 @@
     legion-train --extend RUN --add-task TASK [--add-task TASK ...] [--steps-per-task N] [--out DIR]
                  [--set env.max_target_lead_m={TASK: 0.05}]   (the new tasks' per-task env settings)
     legion-train export RUN [--out DIR] [--overwrite]
+    legion-train sweep [--config C] [--seeds 0-2] [--order ORDER ...] [--algorithms A,B] [--reference]
+                       [--set ...] [--out SWEEP | --resume SWEEP] [--address HOST:PORT] ...   (seeds x orders x
+                       algorithms on Ray: legion_training.sweep; legion-train sweep --help)
+    legion-train report SWEEP                          (rebuild a sweep's report: legion_training.sweep_report)
 
 A run directory holds config.yaml, checkpoint.pt (atomic, every ``run.checkpoint_every``
 steps), tb/ (TensorBoard), eval_history.csv, success_matrix.csv, dpmm_history.csv,
@@ -58,7 +62,9 @@ def _progress_bar(total: int, initial: int, enabled: bool):
 def train_main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="legion-train", description="Train a LEGION agent on Metaworld v3 tasks.",
                                 epilog="export: legion-train export RUN [--out DIR] [--overwrite] writes the frozen "
-                                       "agent of a run (see legion-train export --help)")
+                                       "agent of a run (see legion-train export --help); sweep: legion-train sweep "
+                                       "... trains seeds x task orders x algorithms on Ray (see legion-train sweep "
+                                       "--help); report: legion-train report SWEEP rebuilds a sweep's report")
     p.add_argument("--config", default="smoke", help=f"one of {NAMED_CONFIGS} or a YAML file (default: smoke)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override a config value (YAML syntax), repeatable, e.g. --set sac.batch_size=256; with "
@@ -151,6 +157,14 @@ def main(args: list[str] | None = None) -> int:
     try:
         if argv and argv[0] == "export":
             return export_main(argv[1:])
+        if argv and argv[0] in ("sweep", "report"):
+            from .sweep import SweepError, sweep_main
+            from .sweep_report import report_main
+
+            try:
+                return sweep_main(argv[1:]) if argv[0] == "sweep" else report_main(argv[1:])
+            except SweepError as exc:
+                raise CliError(str(exc)) from None
         return train_main(argv)
     except (CliError, ConfigError, FileNotFoundError, FileExistsError, ValueError) as exc:
         print(f"legion-train: error: {exc}", file=sys.stderr)
