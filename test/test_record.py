@@ -5,6 +5,7 @@ libraries (mcap + mcap-ros2-support), which decode every message from the schema
 """
 from __future__ import annotations
 
+import copy
 import os
 import signal
 import subprocess
@@ -95,11 +96,16 @@ def test_recorder_closes_the_bag_on_sigterm_with_latched_and_stream_topics(tmp_p
     with ros_context() as (ctx, executor):
         node = Node("record_test_publisher", context=ctx)
         executor.add_node(node)
-        latched = node.create_publisher(String, "/record_test/latched", LATCHED_QOS)
+        # the graph's QoS kinds with deeper publisher histories: a depth-1 latched or depth-5 stream publisher may
+        # replace a sample before a loaded recorder acknowledged it (reliable KEEP_LAST), so a burst would not
+        # say how many messages the recorder must have written
+        latched_qos, stream_qos = copy.copy(LATCHED_QOS), copy.copy(STREAM_QOS)
+        latched_qos.depth, stream_qos.depth = 10, 100
+        latched = node.create_publisher(String, "/record_test/latched", latched_qos)
         latched.publish(String(data="before the recorder started"))
         # an operator's `ros2 topic pub` on the same topic: volatile (reaches no transient-local subscription)
         operator = node.create_publisher(String, "/record_test/latched", 10)
-        stream = node.create_publisher(Float32MultiArray, "/record_test/stream", STREAM_QOS)
+        stream = node.create_publisher(Float32MultiArray, "/record_test/stream", stream_qos)
         proc = subprocess.Popen([str(BIN / "legion_recorder"), "--ros-args", "-p", f"bag_path:={bag}",
                                  "-p", "topics:=[/record_test/latched, /record_test/stream]",
                                  "-p", "discovery_period_s:=0.1"],
@@ -111,10 +117,11 @@ def test_recorder_closes_the_bag_on_sigterm_with_latched_and_stream_topics(tmp_p
             for i in range(3):  # live latched messages arrive on both subscriptions: written once each
                 latched.publish(String(data=f"latched {i}"))
                 operator.publish(String(data=f"operator {i}"))
+                spin_until(executor, lambda: False, timeout_s=0.05)
             for i in range(50):
                 stream.publish(Float32MultiArray(data=[float(i)]))
                 spin_until(executor, lambda: False, timeout_s=0.01)
-            time.sleep(0.5)
+            time.sleep(1.0)
             proc.send_signal(signal.SIGTERM)
             out, _ = proc.communicate(timeout=30)
         finally:
