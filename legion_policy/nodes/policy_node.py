@@ -26,6 +26,7 @@ from rclpy.node import Node
 from std_msgs.msg import Float32MultiArray, String
 
 from legion_policy.agent_format import AgentFormatError, load_agent
+from legion_policy.paths import default_agent_path
 from legion_policy.policy import DEFAULT_SIMILARITY_THRESHOLD, PolicyCore, TaskSelectionError
 from legion_policy.ros_io import (ERROR, LATCHED_QOS, OK, STREAM_QOS, WARN, NodeStartError, array_msg, declare,
                                   diagnostic_array, diagnostic_status, msg_to_observation, run_node,
@@ -38,10 +39,10 @@ PUBLISH_MODES = ("observation", "period")
 
 
 def _default_agent_path() -> str:
+    """The shipped agent under the package's share folder ('' where none is found: start refused)."""
     try:
-        from legion_bridge.paths import default_agent_path  # noqa: PLC0415
         return str(default_agent_path())
-    except (ImportError, FileNotFoundError):
+    except FileNotFoundError:
         return ""
 
 

@@ -27,6 +27,7 @@ from rclpy.node import Node
 from std_msgs.msg import Bool, Float32MultiArray, String
 
 from legion_policy.agent_format import AgentFormatError, load_agent
+from legion_policy.paths import default_agent_path, resolve_sequence_path
 from legion_policy.policy import DEFAULT_SIMILARITY_THRESHOLD, SkillMatcher
 from legion_policy.ros_io import (ERROR, LATCHED_QOS, OK, STREAM_QOS, WARN, NodeStartError, declare,
                                   diagnostic_array, diagnostic_status, msg_to_observation, run_node)
@@ -39,26 +40,11 @@ EXIT_SUCCEEDED, EXIT_FAILED = 0, 1
 
 
 def _default_agent_path() -> str:
+    """The shipped agent under the package's share folder ('' where none is found: start refused)."""
     try:
-        from legion_bridge.paths import default_agent_path  # noqa: PLC0415
         return str(default_agent_path())
-    except (ImportError, FileNotFoundError):
+    except FileNotFoundError:
         return ""
-
-
-def resolve_sequence_path(name: str) -> Path:
-    """A sequence file as given, else under the package's config/ or config/sequences/."""
-    p = Path(name)
-    if p.is_file() or p.is_absolute():
-        return p
-    try:
-        from legion_bridge.paths import config_path  # noqa: PLC0415
-        for cand in (config_path(name), config_path("sequences", name)):
-            if cand.is_file():
-                return cand
-    except (ImportError, FileNotFoundError):
-        pass
-    return p
 
 
 class SequencerNode(Node):
