@@ -18,31 +18,30 @@ from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import String
 
+from legion_bridge.node_params import DESCRIPTION
 from legion_bridge.nodes.bridge_params import declare_joint_names
 from legion_bridge.robot.description import robot_description
 from legion_bridge.robot.urdf_model import GRIPPER_GAP_JOINT, load_robot_model
-from legion_policy.ros_io import LATCHED_QOS, STREAM_QOS, declare, run_node
+from legion_policy.nodes.parameters import declarer
+from legion_policy.ros_io import LATCHED_QOS, STREAM_QOS, run_node
 
 
 class DescriptionNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("description", **kwargs)
-        robot_model = str(declare(self, "robot_model", "iiwa7", "iiwa7 | iiwa14 | path of a URDF (with the gripper)"))
+        d = declarer(self, DESCRIPTION)
+        robot_model = str(d("robot_model"))
         self.model = load_robot_model(robot_model)
-        self.names = declare_joint_names(self, self.model)
-        topic = declare(self, "robot_description_topic", "/robot_description",
-                        "std_msgs/String (transient local): the URDF with the driver's joint names")
+        self.names = declare_joint_names(self, DESCRIPTION, self.model)
+        topic = d("robot_description_topic")
         self.urdf = robot_description(robot_model, self.names.driver)
         self.pub = self.create_publisher(String, topic, LATCHED_QOS)
         self.pub.publish(String(data=self.urdf))
-        joints = declare(self, "publish_robot_joint_states", False,
-                         "also publish arm + finger joint states on robot_joint_states_topic (rviz:=true)")
-        out_topic = declare(self, "robot_joint_states_topic", "/legion/robot_joint_states",
-                            "sensor_msgs/JointState out: the arm's joints (driver names) and the finger joints")
-        rate = float(declare(self, "robot_joint_states_rate_hz", 30.0, "largest rate of robot_joint_states_topic [Hz]"))
-        js_topic = declare(self, "joint_states_topic", "/joint_states", "sensor_msgs/JointState of the arm (in)")
-        grip_topic = declare(self, "gripper_state_topic", "/gripper/joint_states",
-                             "sensor_msgs/JointState of the gripper: finger gap [m] (in)")
+        joints = d("publish_robot_joint_states")
+        out_topic = d("robot_joint_states_topic")
+        rate = float(d("robot_joint_states_rate_hz"))
+        js_topic = d("joint_states_topic")
+        grip_topic = d("gripper_state_topic")
         if joints:
             if not rate > 0:
                 raise ValueError(f"robot_joint_states_rate_hz must be > 0, got {rate}")

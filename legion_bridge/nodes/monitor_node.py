@@ -13,20 +13,20 @@ import sys
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 
+from legion_bridge.node_params import MONITOR, named_topic
 from legion_bridge.topic_rates import RateTracker, parse_topic_spec
-from legion_policy.ros_io import (ERROR, OK, STREAM_QOS, WARN, declare, diagnostic_array, diagnostic_status,
-                                  run_node)
+from legion_policy.nodes.parameters import declare_spec, declarer
+from legion_policy.ros_io import ERROR, OK, STREAM_QOS, WARN, diagnostic_array, diagnostic_status, run_node
 
 
 class MonitorNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("monitor", **kwargs)
-        specs = declare(self, "topics", ["/joint_states:sensor_msgs/msg/JointState"],
-                        "topics to watch, each '/topic:pkg/msg/Type'")
-        expected = declare(self, "expected_rates_hz", [0.0] * len(specs),
-                           "expected rate per topic [Hz] (0 = report only), same order as 'topics'")
-        self.tolerance = declare(self, "tolerance", 0.1, "relative rate error still reported as OK")
-        period = declare(self, "period_s", 1.0, "report period [s]")
+        d = declarer(self, MONITOR)
+        specs = d("topics")
+        expected = d("expected_rates_hz", [0.0] * len(specs))
+        self.tolerance = d("tolerance")
+        period = d("period_s")
         if len(expected) != len(specs):
             raise ValueError(f"expected_rates_hz has {len(expected)} entries for {len(specs)} topics")
         self.watch: list[tuple[str, float, RateTracker]] = []
@@ -35,7 +35,7 @@ class MonitorNode(Node):
             if spec.startswith("$"):  # $<parameter>:pkg/msg/Type: the topic a parameter file names
                 param = spec[1:].split(":", 1)[0]
                 if param not in named:
-                    named[param] = str(declare(self, param, "", f"topic named by the topics entry {spec!r}"))
+                    named[param] = str(declare_spec(self, named_topic(param, spec)))
                 if not named[param]:
                     raise ValueError(f"topics entry {spec!r}: no parameter file sets {param}")
                 spec = named[param] + spec[1 + len(param):]

@@ -16,13 +16,15 @@ from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float32MultiArray, String
 
+from legion_bridge.node_params import REAL2SIM
 from legion_bridge.nodes.bridge_params import declare_cell, declare_joint_names, declare_period, stamp_s
 from legion_bridge.real2sim import Real2SimConfig, Real2SimCore
 from legion_bridge.robot.urdf_model import GRIPPER_GAP_JOINT
 from legion_policy.agent_format import AgentFormatError, read_agent_layout
+from legion_policy.nodes.parameters import declarer
 from legion_policy.observation_layout import LAYOUTS, get_layout
-from legion_policy.ros_io import (ERROR, LATCHED_QOS, OK, STREAM_QOS, WARN, declare, diagnostic_array,
-                                  diagnostic_status, observation_to_msg, run_node)
+from legion_policy.ros_io import (ERROR, LATCHED_QOS, OK, STREAM_QOS, WARN, diagnostic_array, diagnostic_status,
+                                  observation_to_msg, run_node)
 
 #: an observation is due when a joint state is at most this fraction of a period early
 PHASE_TOLERANCE_PERIODS = 0.25
@@ -35,24 +37,21 @@ def _inputs(stale: list[str]) -> list[str]:
 class Real2SimNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("real2sim", **kwargs)
-        hand = declare_cell(self)
-        self.period = declare_period(self)
-        d = lambda name, default, text: declare(self, name, default, text)  # noqa: E731
-        dc = Real2SimConfig()  # defaults when a parameter file leaves a key out
+        hand = declare_cell(self, REAL2SIM)
+        self.period = declare_period(self, REAL2SIM)
+        d = declarer(self, REAL2SIM)
         cfg = Real2SimConfig(
             period_s=self.period,
-            max_joint_state_age_s=d("max_joint_state_age_s", dc.max_joint_state_age_s, "older joint states are stale [s]"),
-            max_gripper_age_s=d("max_gripper_age_s", dc.max_gripper_age_s, "older gripper states are stale [s]"),
-            max_object_age_s=d("max_object_age_s", dc.max_object_age_s, "older object poses are stale [s]"),
-            max_future_stamp_s=d("max_future_stamp_s", dc.max_future_stamp_s, "stamps further ahead are refused [s]"),
-            gripper_gap_scale=d("gripper_gap_scale", dc.gripper_gap_scale, "finger gap scale before / 0.1 m"),
-            gripper_gap_offset_m=d("gripper_gap_offset_m", dc.gripper_gap_offset_m, "finger gap offset [m]"),
-            restart_after_periods=d("restart_after_periods", dc.restart_after_periods,
-                                    "an observation gap this long restarts frame stacking [periods]"),
+            max_joint_state_age_s=d("max_joint_state_age_s"),
+            max_gripper_age_s=d("max_gripper_age_s"),
+            max_object_age_s=d("max_object_age_s"),
+            max_future_stamp_s=d("max_future_stamp_s"),
+            gripper_gap_scale=d("gripper_gap_scale"),
+            gripper_gap_offset_m=d("gripper_gap_offset_m"),
+            restart_after_periods=d("restart_after_periods"),
         )
-        agent_path = d("agent_path", "", "frozen agent whose observation layout is emitted ('' = use 'layout')")
-        layout_name = d("layout", "metaworld39",
-                        f"observation layout when agent_path is empty, one of {sorted(LAYOUTS)}")
+        agent_path = d("agent_path")
+        layout_name = d("layout")
         if agent_path:
             try:
                 self.layout = read_agent_layout(agent_path)
@@ -62,19 +61,18 @@ class Real2SimNode(Node):
             self.layout = get_layout(layout_name)
         else:
             raise ValueError(f"unknown observation layout {layout_name!r}; known: {sorted(LAYOUTS)}")
-        joint_names = declare_joint_names(self, hand.kin.model)  # the driver's names, A1..A7
+        joint_names = declare_joint_names(self, REAL2SIM, hand.kin.model)  # the driver's names, A1..A7
         self.core = Real2SimCore(hand, self.layout, cfg, joint_names.driver, GRIPPER_GAP_JOINT)
-        default_binding = d("default_binding", "", "binding JSON used until /legion/binding arrives ('' = wait)")
+        default_binding = d("default_binding")
         if default_binding and not self.core.on_binding(default_binding):
             raise ValueError(f"default_binding: {self.core.last_rejection}")
-        objects = d("tracked_objects", ["object", "goal"], "tracked object names (PoseStamped on <prefix>/<name>/pose)")
+        objects = d("tracked_objects")
 
-        t = lambda name, default, text: declare(self, name, default, text)  # noqa: E731
-        js_topic = t("joint_states_topic", "/joint_states", "sensor_msgs/JointState of the arm")
-        grip_topic = t("gripper_state_topic", "/gripper/joint_states", "sensor_msgs/JointState: finger gap [m]")
-        prefix = t("object_pose_prefix", "/objects", "object poses on <prefix>/<name>/pose")
-        obs_topic = t("observation_topic", "/legion/observation", "std_msgs/Float32MultiArray observations")
-        binding_topic = t("binding_topic", "/legion/binding", "std_msgs/String binding JSON (latched)")
+        js_topic = d("joint_states_topic")
+        grip_topic = d("gripper_state_topic")
+        prefix = d("object_pose_prefix")
+        obs_topic = d("observation_topic")
+        binding_topic = d("binding_topic")
         # what each input of the core is called on the graph (diagnostics name the topic to check)
         self._input_topics = {"joint_states": js_topic, "gripper": grip_topic,
                               "binding": f"{binding_topic} (publish a task or start a sequence)"}
@@ -88,7 +86,7 @@ class Real2SimNode(Node):
             self.create_subscription(PoseStamped, f"{prefix.rstrip('/')}/{name}/pose",
                                      lambda m, n=name: self._on_pose(n, m), STREAM_QOS)
         self.create_timer(self.period, self._on_tick)
-        self.create_timer(float(d("diagnostics_period_s", 0.5, "diagnostics period [s]")), self.publish_diagnostics)
+        self.create_timer(float(d("diagnostics_period_s")), self.publish_diagnostics)
         self._next_due: float | None = None
         self._stale: list[str] = []
         self._rejected_seen = 0

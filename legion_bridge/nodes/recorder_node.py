@@ -26,7 +26,9 @@ from pathlib import Path
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-from legion_policy.ros_io import DUPLICATE_WINDOW_S, declare, run_node
+from legion_bridge.node_params import RECORDER, named_topic
+from legion_policy.nodes.parameters import declare_spec, declarer
+from legion_policy.ros_io import DUPLICATE_WINDOW_S, run_node
 
 #: history depth of a stream subscription (200 Hz joint states: one second of messages)
 STREAM_DEPTH = 200
@@ -44,16 +46,11 @@ class RecorderNode(Node):
         from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
         from rosbags.typesys import Stores, get_typestore
 
-        bag = str(declare(self, "bag_path", "", "folder of the bag to write (must not exist); "
-                                                 "'' = runs/bag-<time> in the working folder"))
-        specs = list(declare(self, "topics", ["/joint_states"],
-                             "topics to record: a name, or $name for the topic parameter `name` holds"))
-        prefixes = list(declare(self, "topic_prefixes", [""],
-                                "record every topic below each prefix (or $name of a parameter); '' = none"))
-        period = float(declare(self, "discovery_period_s", 0.5,
-                               "how often the graph is looked at for new topics to record [s]"))
-        if not period > 0:
-            raise ValueError(f"discovery_period_s must be > 0, got {period}")
+        d = declarer(self, RECORDER)
+        bag = str(d("bag_path"))
+        specs = list(d("topics"))
+        prefixes = list(d("topic_prefixes"))
+        period = float(d("discovery_period_s"))  # > 0: the spec's range
         self.wanted = {t for t in (self._topic_of(s) for s in specs) if t}
         self.prefixes = [p.rstrip("/") + "/" for p in (self._topic_of(s) for s in prefixes) if p]
         for t in sorted(self.wanted) + self.prefixes:
@@ -84,7 +81,7 @@ class RecorderNode(Node):
             return spec
         name = spec[1:]
         if not self.has_parameter(name):
-            declare(self, name, "", f"a topic to record (named by the recorder's '${name}' entry)")
+            declare_spec(self, named_topic(name, spec))
         value = str(self.get_parameter(name).value or "")
         if not value:
             raise ValueError(f"topics entry {spec!r}: no parameter file sets {name}")

@@ -20,70 +20,56 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float32MultiArray, Float64, Float64MultiArray, String
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
+from legion_bridge.node_params import COMMAND_INTERFACES, SIM2REAL
 from legion_bridge.nodes.bridge_params import declare_cell, declare_joint_names, declare_period, stamp_s
 from legion_bridge.safety import DEFAULT_ACCELERATION_LIMIT, SafetyLimits
-from legion_bridge.sim2real import TARGET_BASES, Command, Sim2RealConfig, Sim2RealCore
-from legion_policy.ros_io import (ERROR, LATCHED_QOS, OK, STREAM_QOS, WARN, declare, diagnostic_array,
-                                  diagnostic_status, run_node, subscribe_command)
-
-COMMAND_INTERFACES = ("trajectory", "position")
+from legion_bridge.sim2real import Command, Sim2RealConfig, Sim2RealCore
+from legion_policy.nodes.parameters import declarer
+from legion_policy.ros_io import (ERROR, LATCHED_QOS, OK, STREAM_QOS, WARN, diagnostic_array, diagnostic_status,
+                                  run_node, subscribe_command)
 
 
 class Sim2RealNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("sim2real", **kwargs)
-        hand = declare_cell(self)
-        period = declare_period(self)
-        d = lambda name, default, text: declare(self, name, default, text)  # noqa: E731
-        dc = Sim2RealConfig()  # defaults when a parameter file leaves a key out
-        ld = lambda name: SafetyLimits.__dataclass_fields__[name].default  # noqa: E731
-        horizon_periods = d("command_horizon_periods", dc.horizon_s / dc.period_s, "time_from_start of a command, in policy periods")
+        hand = declare_cell(self, SIM2REAL)
+        period = declare_period(self, SIM2REAL)
+        d = declarer(self, SIM2REAL)
+        horizon_periods = d("command_horizon_periods")
         cfg = Sim2RealConfig(
             period_s=period, horizon_s=period * float(horizon_periods),
-            target_base=d("target_base", dc.target_base, f"base of the target hand: one of {TARGET_BASES}"),
-            max_target_lead_m=d("max_target_lead_m", dc.max_target_lead_m, "how far a commanded target may lead the measured hand [m]"),
-            action_timeout_periods=d("action_timeout_periods", dc.action_timeout_periods, "watchdog: hold after this many periods without an action"),
-            joint_state_timeout_periods=d("joint_state_timeout_periods", dc.joint_state_timeout_periods,
-                                          "watchdog: hold after this many periods without a valid joint state"),
-            ik_position_tolerance_m=d("ik_position_tolerance_m", dc.ik_position_tolerance_m, "IK solutions missing by more are refused [m]"),
-            action_watchdog_disables=d("action_watchdog_disables", dc.action_watchdog_disables,
-                                       "after the action watchdog, motion resumes only after a new enable"),
-            reference_lead_s=d("reference_lead_s", dc.reference_lead_s,
-                               "a step starts at the previous command followed in time, at most this much motion at the "
-                               "velocity limit ahead of the measured joints (covers the feedback delay) [s]; 0 = at the measured joints"),
-            finger_yaw_rate_deg_s=d("finger_yaw_rate_deg_s", dc.finger_yaw_rate_deg_s,
-                                    "fastest turn of the fingers to a binding's finger_yaw_deg [deg/s]"),
-            finger_yaw_acceleration_deg_s2=d("finger_yaw_acceleration_deg_s2", dc.finger_yaw_acceleration_deg_s2,
-                                             "acceleration and braking of that turn [deg/s^2]"),
+            target_base=d("target_base"),
+            max_target_lead_m=d("max_target_lead_m"),
+            action_timeout_periods=d("action_timeout_periods"),
+            joint_state_timeout_periods=d("joint_state_timeout_periods"),
+            ik_position_tolerance_m=d("ik_position_tolerance_m"),
+            action_watchdog_disables=d("action_watchdog_disables"),
+            reference_lead_s=d("reference_lead_s"),
+            finger_yaw_rate_deg_s=d("finger_yaw_rate_deg_s"),
+            finger_yaw_acceleration_deg_s2=d("finger_yaw_acceleration_deg_s2"),
         )
         model = hand.kin.model
         limit_params = {
-            "acceleration_limits": d("acceleration_limits", [DEFAULT_ACCELERATION_LIMIT] * model.n_joints, "joint acceleration limits [rad/s^2]"),
-            "position_margin": d("position_margin", ld("position_margin"), "kept away from every joint position limit [rad]"),
-            "velocity_scale": d("velocity_scale", ld("velocity_scale"), "fraction of the joint velocity limits a command may use"),
-            "box_tolerance_m": d("box_tolerance_m", ld("box_tolerance_m"), "slack on the workspace box for a command's hand [m]"),
-            "max_joint_state_age_s": d("max_joint_state_age_s", ld("max_joint_state_age_s"), "older joint states are refused [s]"),
-            "max_future_stamp_s": d("max_future_stamp_s", ld("max_future_stamp_s"), "joint states stamped further ahead are refused [s]"),
-            "measured_limit_tolerance": d("measured_limit_tolerance", ld("measured_limit_tolerance"),
-                                          "measured joints beyond a hard limit by more are refused [rad]"),
+            "acceleration_limits": d("acceleration_limits", [DEFAULT_ACCELERATION_LIMIT] * model.n_joints),
+            **{name: d(name) for name in ("position_margin", "velocity_scale", "box_tolerance_m",
+                                          "max_joint_state_age_s", "max_future_stamp_s", "measured_limit_tolerance")},
         }
         limits = SafetyLimits.from_model(model, hand.calibration.workspace_min, hand.calibration.workspace_max,
                                          limit_params)
-        self.interface = d("command_interface", "trajectory", f"one of {COMMAND_INTERFACES}")
+        self.interface = d("command_interface")
         if self.interface not in COMMAND_INTERFACES:
             raise ValueError(f"command_interface must be one of {COMMAND_INTERFACES}, got {self.interface!r}")
-        enabled = bool(d("start_enabled", False, "motion allowed at start (the real robot starts disabled)"))
+        enabled = bool(d("start_enabled"))
         self.core = Sim2RealCore(hand, limits, cfg, enabled=enabled)
-        self.names = declare_joint_names(self, model)  # the driver's names on its topics
+        self.names = declare_joint_names(self, SIM2REAL, model)  # the driver's names on its topics
         self.joint_names = list(self.names.driver)
 
-        t = lambda name, default, text: declare(self, name, default, text)  # noqa: E731
-        js_topic = t("joint_states_topic", "/joint_states", "sensor_msgs/JointState of the arm")
-        action_topic = t("action_topic", "/legion/action", "std_msgs/Float32MultiArray actions")
-        enable_topic = self.enable_topic = t("enable_topic", "/legion/enable", "std_msgs/Bool: motion allowed")
-        traj_topic = t("joint_trajectory_topic", "/iiwa_arm_controller/joint_trajectory", "JointTrajectory commands")
-        pos_topic = t("position_command_topic", "/forward_position_controller/commands", "Float64MultiArray commands")
-        grip_topic = t("gripper_command_topic", "/gripper/command", "std_msgs/Float64 gripper command")
+        js_topic = d("joint_states_topic")
+        action_topic = d("action_topic")
+        enable_topic = self.enable_topic = d("enable_topic")
+        traj_topic = d("joint_trajectory_topic")
+        pos_topic = d("position_command_topic")
+        grip_topic = d("gripper_command_topic")
         if self.interface == "trajectory":
             self.cmd_pub = self.create_publisher(JointTrajectory, traj_topic, 10)
         else:
@@ -93,14 +79,14 @@ class Sim2RealNode(Node):
         self.create_subscription(JointState, js_topic, self._on_joint_state, STREAM_QOS)
         self.create_subscription(Float32MultiArray, action_topic, self._on_action, STREAM_QOS)
         subscribe_command(self, Bool, enable_topic, self._on_enable)  # latched publishers and `ros2 topic pub`
-        binding_topic = t("binding_topic", "/legion/binding", "std_msgs/String binding JSON (latched): its finger_yaw_deg")
+        binding_topic = d("binding_topic")
         self.create_subscription(String, binding_topic, self._on_binding, LATCHED_QOS)
         # observations only tell the watchdog whether the policy or its input stalled
-        obs_topic = t("observation_topic", "/legion/observation", "observations (watchdog: policy vs input stall)")
+        obs_topic = d("observation_topic")
         self.create_subscription(Float32MultiArray, obs_topic, lambda _m: self.core.on_observation(self._now()),
                                  STREAM_QOS)
         self.create_timer(period, self._on_tick)
-        self.create_timer(float(d("diagnostics_period_s", 0.5, "diagnostics period [s]")), self.publish_diagnostics)
+        self.create_timer(float(d("diagnostics_period_s")), self.publish_diagnostics)
         self._rejected_seen = 0
         self.get_logger().info(
             f"sim2real: {model.name}, {self.interface} commands, period {period * 1e3:.1f} ms, horizon "

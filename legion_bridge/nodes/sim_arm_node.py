@@ -44,7 +44,9 @@ from legion_bridge.robot.urdf_model import GRIPPER_GAP_JOINT
 from legion_bridge.sim.cell import SCENES
 from legion_bridge.sim.video import StateLog, free_camera
 from legion_bridge.sim.sim_arm import CommandRejected, SimArm, SimArmConfig
-from legion_policy.ros_io import OK, STREAM_QOS, WARN, declare, diagnostic_status, run_node
+from legion_bridge.sim_arm_params import SIM_ARM
+from legion_policy.nodes.parameters import declarer
+from legion_policy.ros_io import OK, STREAM_QOS, WARN, diagnostic_status, run_node
 
 #: Frame of every published object pose (the sim frame).
 SIM_FRAME = "sim_world"
@@ -74,74 +76,42 @@ class SimArmNode(Node):
         super().__init__("sim_arm", **kwargs)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        p = {}
-        p["robot_model"] = declare(self, "robot_model", "iiwa7", "robot model: iiwa7, iiwa14 or a URDF path")
-        p["scene"] = declare(self, "scene", "push-v3",
-                             f"simulated scene: a Metaworld v3 task name or a multi-object scene ({', '.join(SCENES)})")
-        p["seed"] = declare(self, "seed", 0, "seed of the task instances (object placement, goals)")
-        self.rtf = float(declare(self, "real_time_factor", 1.0,
-                                 "simulation speed: 1.0 = real time, 2.0 = twice as fast, <= 0 = as fast as possible"))
-        js_rate = float(declare(self, "joint_state_rate_hz", 200.0,
-                                "rate of /joint_states and /clock in simulation time [Hz] (FRI: 200 Hz)"))
-        grip_rate = float(declare(self, "gripper_state_rate_hz", 100.0, "rate of the gripper state [Hz] (sim time)"))
-        pose_rate = float(declare(self, "object_pose_rate_hz", 50.0, "rate of the object poses [Hz] (sim time)"))
-        success_rate = float(declare(self, "success_rate_hz", 10.0, "rate of /sim/success [Hz] (sim time)"))
-        self.pos_noise = float(declare(self, "object_position_noise_std", 0.0,
-                                       "std of Gaussian noise added to published object positions [m] (0 = off)"))
-        self.rot_noise = float(declare(self, "object_orientation_noise_std", 0.0,
-                                       "std of a random rotation applied to published object orientations [rad]"))
-        self.pose_delay = float(declare(self, "object_pose_delay_s", 0.0,
-                                        "perception latency: poses are published this long after capture [s]"))
-        self.viewer_on = bool(declare(self, "viewer", False, "open an interactive MuJoCo viewer window"))
-        self.video_path = str(declare(self, "video_path", "",
-                                      "write a video of the cell here (gif, or mp4 when imageio-ffmpeg is installed; a .npz path logs "
-                                      "the states for rendering after the run, which keeps the simulation real time; "
-                                      "installed; MUJOCO_GL=egl headless); empty = none"))
-        self.video_fps = float(declare(self, "video_fps", 20.0, "frames per second of simulation time in the video"))
-        self.video_camera = str(declare(self, "video_camera", "free",
-                                        "camera of the video: 'free' (workspace view) or a scene camera name"))
-        self.video_size = [int(v) for v in declare(self, "video_size", [480, 360], "video width, height [px]")]
-        cfg = SimArmConfig()
-        accel = float(declare(self, "acceleration_limit", cfg.acceleration_limit,
-                              "joint acceleration limit of the position controller's setpoint [rad/s^2]"))
-        vfrac = float(declare(self, "velocity_fraction", cfg.velocity_fraction,
-                              "fraction of the datasheet joint velocity limits the setpoint may use"))
-        topics = {}
-        for name, default, desc in (
-                ("joint_states_topic", "/joint_states", "sensor_msgs/JointState out"),
-                ("gripper_state_topic", "/gripper/joint_states", "gripper JointState out (finger gap)"),
-                ("gripper_command_topic", "/gripper/command", "std_msgs/Float64 in [-1, 1] in"),
-                ("object_pose_prefix", "/objects", "PoseStamped out on <prefix>/<object>/pose"),
-                ("joint_trajectory_topic", "/iiwa_arm_controller/joint_trajectory", "JointTrajectory in (JTC)"),
-                ("position_command_topic", "/forward_position_controller/commands", "Float64MultiArray in"),
-                ("sim_success_topic", "/sim/success", "std_msgs/String JSON out"),
-                ("sim_reset_topic", "/sim/reset", "std_msgs/String in")):
-            topics[name] = declare(self, name, default, desc)
-        self.topics = topics
+        d = declarer(self, SIM_ARM)
+        p = {name: d(name) for name in ("robot_model", "scene", "seed")}
+        self.rtf = float(d("real_time_factor"))
+        js_rate = float(d("joint_state_rate_hz"))
+        grip_rate = float(d("gripper_state_rate_hz"))
+        pose_rate = float(d("object_pose_rate_hz"))
+        success_rate = float(d("success_rate_hz"))
+        self.pos_noise = float(d("object_position_noise_std"))
+        self.rot_noise = float(d("object_orientation_noise_std"))
+        self.pose_delay = float(d("object_pose_delay_s"))
+        self.viewer_on = bool(d("viewer"))
+        self.video_path = str(d("video_path"))
+        self.video_fps = float(d("video_fps"))
+        self.video_camera = str(d("video_camera"))
+        self.video_size = [int(v) for v in d("video_size")]
+        accel = float(d("acceleration_limit"))
+        vfrac = float(d("velocity_fraction"))
+        self.topics = topics = {name: d(name) for name in (
+            "joint_states_topic", "gripper_state_topic", "gripper_command_topic", "object_pose_prefix",
+            "joint_trajectory_topic", "position_command_topic", "sim_success_topic", "sim_reset_topic")}
         defaults = read_ros_params(config_path("calibration.yaml"))
-        cal = {k: declare(self, k, [float(v) for v in defaults[k]], f"calibration: {k} (config/calibration.yaml)")
-               for k in CALIBRATION_KEYS}
+        cal = {k: d(k, [float(v) for v in defaults[k]]) for k in CALIBRATION_KEYS}
         self._cell_args = (str(p["scene"]), str(p["robot_model"]), int(p["seed"]), cal)
         calibration = Calibration.from_params(cal)
 
-        for rate, what in ((js_rate, "joint_state_rate_hz"), (grip_rate, "gripper_state_rate_hz"),
-                           (pose_rate, "object_pose_rate_hz"), (success_rate, "success_rate_hz")):
-            if not rate > 0:
-                raise ValueError(f"{what} must be > 0, got {rate}")
+        # rates > 0, noise and delay >= 0: the spec's ranges, held where they are declared
         if self.video_path:
             import os
 
             folder = os.path.dirname(os.path.abspath(self.video_path))
             if not os.path.isdir(folder):
                 raise ValueError(f"video_path {self.video_path!r}: folder {folder!r} does not exist")
-        if self.pos_noise < 0 or self.rot_noise < 0 or self.pose_delay < 0:
-            raise ValueError("noise standard deviations and object_pose_delay_s must be >= 0")
         self.sim = SimArm(p["scene"], p["robot_model"], calibration, int(p["seed"]),
                           SimArmConfig(acceleration_limit=accel, velocity_fraction=vfrac))
         # the driver profile's joint names on /joint_states and in commands (config/drivers/)
-        self.names = JointNames.for_model(self.sim.robot, declare(
-            self, "arm_joint_names", list(self.sim.robot.joint_names),
-            "the arm's joints A1..A7 as the stood-in driver names them, in that order (config/drivers/)"))
+        self.names = JointNames.for_model(self.sim.robot, d("arm_joint_names", list(self.sim.robot.joint_names)))
         self._driver_joint_names = list(self.names.driver)
         dt = self.sim.timestep
         self.steps_per_period = int(round(1.0 / (js_rate * dt)))

@@ -26,16 +26,17 @@ from rclpy.node import Node
 from std_msgs.msg import Float32MultiArray, String
 
 from legion_policy.agent_format import AgentFormatError, load_agent
+from legion_policy.node_params import POLICY, PUBLISH_MODES
+from legion_policy.nodes.parameters import declarer
 from legion_policy.paths import default_agent_path
-from legion_policy.policy import DEFAULT_SIMILARITY_THRESHOLD, PolicyCore, TaskSelectionError
-from legion_policy.ros_io import (ERROR, LATCHED_QOS, OK, STREAM_QOS, WARN, NodeStartError, array_msg, declare,
+from legion_policy.policy import PolicyCore, TaskSelectionError
+from legion_policy.ros_io import (ERROR, LATCHED_QOS, OK, STREAM_QOS, WARN, NodeStartError, array_msg,
                                   diagnostic_array, diagnostic_status, msg_to_observation, run_node,
                                   subscribe_command)
 from legion_policy.sequencer import MOVE_TO, skills_from_agent, step_binding
 
 #: Inference times kept for the p50/p99 reported on /diagnostics.
 TIMING_WINDOW = 1000
-PUBLISH_MODES = ("observation", "period")
 
 
 def _default_agent_path() -> str:
@@ -49,31 +50,21 @@ def _default_agent_path() -> str:
 class PolicyNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("policy", **kwargs)
-        agent_path = declare(self, "agent_path", _default_agent_path(), "frozen agent directory to load and validate")
-        threshold = declare(self, "similarity_threshold", DEFAULT_SIMILARITY_THRESHOLD,
-                            "cosine similarity below which a free-form instruction is refused")
-        self.publish_on = declare(self, "publish_on", "observation",
-                                  "'observation': one action per valid observation; 'period': one per control period")
-        self.observation_timeout_s = declare(self, "observation_timeout_s", 0.1,
-                                             "publish_on=period: no action once the latest observation is older [s]")
-        initial_task = declare(self, "initial_task", "", "skill or instruction active at start ('' = idle)")
-        preload = declare(self, "preload_language_model", True,
-                          "load the MiniLM model at start (else on the first free-form instruction)")
-        threads = declare(self, "torch_threads", 1, "torch intra-op threads for inference")
-        trace = declare(self, "trace_network", True,
-                        "run a frozen TorchScript trace when it equals the eager network bit for bit")
-        diag_period = declare(self, "diagnostics_period_s", 1.0, "period of the /diagnostics report [s]")
-        obs_topic = declare(self, "observation_topic", "/legion/observation", "labelled observation in")
-        action_topic = declare(self, "action_topic", "/legion/action", "action out (dx, dy, dz, gripper)")
-        task_topic = declare(self, "task_topic", "/legion/task",
-                             "skill name or instruction in (from latched publishers and `ros2 topic pub` alike)")
-        binding_topic = declare(self, "binding_topic", "/legion/binding",
-                                "object binding (JSON, latched): watched, and published for a task that comes "
-                                "without one")
-        self.binding_grace_s = declare(self, "default_binding_grace_s", 0.5,
-                                       "a task whose skill has no binding on binding_topic within this time gets "
-                                       "the skill's default binding published (an operator's `ros2 topic pub` of "
-                                       "a task; a sequencer sends its own binding first) [s]")
+        d = declarer(self, POLICY)
+        agent_path = d("agent_path", _default_agent_path())
+        threshold = d("similarity_threshold")
+        self.publish_on = d("publish_on")
+        self.observation_timeout_s = d("observation_timeout_s")
+        initial_task = d("initial_task")
+        preload = d("preload_language_model")
+        threads = d("torch_threads")
+        trace = d("trace_network")
+        diag_period = d("diagnostics_period_s")
+        obs_topic = d("observation_topic")
+        action_topic = d("action_topic")
+        task_topic = d("task_topic")
+        binding_topic = d("binding_topic")
+        self.binding_grace_s = d("default_binding_grace_s")
         if self.publish_on not in PUBLISH_MODES:
             raise NodeStartError(f"publish_on {self.publish_on!r} must be one of {PUBLISH_MODES}")
         if not agent_path:

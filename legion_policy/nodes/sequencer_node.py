@@ -27,12 +27,13 @@ from rclpy.node import Node
 from std_msgs.msg import Bool, Float32MultiArray, String
 
 from legion_policy.agent_format import AgentFormatError, load_agent
+from legion_policy.node_params import SEQUENCER
+from legion_policy.nodes.parameters import declarer
 from legion_policy.paths import default_agent_path, resolve_sequence_path
-from legion_policy.policy import DEFAULT_SIMILARITY_THRESHOLD, SkillMatcher
-from legion_policy.ros_io import (ERROR, LATCHED_QOS, OK, STREAM_QOS, WARN, NodeStartError, declare,
-                                  diagnostic_array, diagnostic_status, msg_to_observation, run_node)
-from legion_policy.sequencer import (DEFAULT_K_CONSECUTIVE, DEFAULT_SETTLE_S, DEFAULT_TIMEOUT_S, Command,
-                                     SequenceError, SequenceRunner, format_report_table, load_sequence_file,
+from legion_policy.policy import SkillMatcher
+from legion_policy.ros_io import (ERROR, LATCHED_QOS, OK, STREAM_QOS, WARN, NodeStartError, diagnostic_array,
+                                  diagnostic_status, msg_to_observation, run_node)
+from legion_policy.sequencer import (Command, SequenceError, SequenceRunner, format_report_table, load_sequence_file,
                                      single_task_sequence, skills_from_agent, write_report)
 
 REPORT_NAME = "report.json"
@@ -50,36 +51,27 @@ def _default_agent_path() -> str:
 class SequencerNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("sequencer", **kwargs)
-        agent_path = declare(self, "agent_path", _default_agent_path(), "frozen agent (skills, predicates, layout)")
-        sequence_file = declare(self, "sequence_file", "", "YAML sequence of steps; empty: run 'task' as one step")
-        task = declare(self, "task", "", "skill name or instruction run as a single step when no sequence_file")
-        self.report_dir = declare(self, "report_dir", "", "folder for report.json (empty: no report file)")
-        k = declare(self, "k_consecutive", DEFAULT_K_CONSECUTIVE,
-                    "default consecutive successful observations needed to advance a step")
-        timeout = declare(self, "timeout_s", DEFAULT_TIMEOUT_S, "default step timeout [s] (node clock)")
-        settle = declare(self, "settle_s", DEFAULT_SETTLE_S,
-                         "default time after a step switch during which observations are not judged [s]")
-        threshold = declare(self, "similarity_threshold", DEFAULT_SIMILARITY_THRESHOLD,
-                            "cosine similarity below which a step's instruction is refused")
-        self.wait_for_observation_s = declare(self, "wait_for_observation_s", 60.0,
-                                              "fail if no valid observation (and, with wait_for_policy, "
-                                              "no action) arrives within this time [s]")
-        self.exit_on_finish = declare(self, "exit_on_finish", True, "end the process when the sequence ends")
-        self.exit_delay_s = declare(self, "exit_delay_s", 0.5,
-                                    "keep spinning this long after the end so the stop messages are delivered [s]")
-        enable_on_start = declare(self, "enable_on_start", False,
-                                  "publish enable=true at the first step, which starts once the enable topic "
-                                  "has a subscriber (sim2real) (real robot: keep false, enable by hand)")
-        self.wait_for_policy = declare(self, "wait_for_policy", True,
-                                       "start the first step only once the policy publishes actions "
-                                       "(it may load for many seconds after the observations flow)")
-        tick = declare(self, "tick_period_s", 0.05, "period of the timeout check [s]")
-        diag = declare(self, "diagnostics_period_s", 0.5, "period of the progress report on /diagnostics [s]")
-        obs_topic = declare(self, "observation_topic", "/legion/observation", "labelled observation in")
-        task_topic = declare(self, "task_topic", "/legion/task", "task out (latched)")
-        binding_topic = declare(self, "binding_topic", "/legion/binding", "object binding out (JSON, latched)")
-        enable_topic = declare(self, "enable_topic", "/legion/enable", "enable out (latched)")
-        action_topic = declare(self, "action_topic", "/legion/action", "policy actions (only watched: is it up?)")
+        d = declarer(self, SEQUENCER)
+        agent_path = d("agent_path", _default_agent_path())
+        sequence_file = d("sequence_file")
+        task = d("task")
+        self.report_dir = d("report_dir")
+        k = d("k_consecutive")
+        timeout = d("timeout_s")
+        settle = d("settle_s")
+        threshold = d("similarity_threshold")
+        self.wait_for_observation_s = d("wait_for_observation_s")
+        self.exit_on_finish = d("exit_on_finish")
+        self.exit_delay_s = d("exit_delay_s")
+        enable_on_start = d("enable_on_start")
+        self.wait_for_policy = d("wait_for_policy")
+        tick = d("tick_period_s")
+        diag = d("diagnostics_period_s")
+        obs_topic = d("observation_topic")
+        task_topic = d("task_topic")
+        binding_topic = d("binding_topic")
+        enable_topic = d("enable_topic")
+        action_topic = d("action_topic")
 
         if not agent_path:
             raise NodeStartError("agent_path is empty: give the frozen agent directory")

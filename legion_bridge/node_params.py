@@ -1,0 +1,208 @@
+"""The parameters of the bridge's nodes, defined once (see :mod:`legion_policy.params`).
+
+real2sim, sim2real, description, monitor and recorder declare from these (sim_arm from
+:mod:`legion_bridge.sim_arm_params`, which needs the MuJoCo cell: the real arm's nodes do not)
+(``legion_policy.nodes.parameters.declarer``); docs/architecture.md's tables are generated from
+them (``python -m legion_bridge.param_docs``). Defaults are the nodes' own: the graph's parameter
+files (config/topics.yaml, limits.yaml, calibration.yaml, the node's file, the driver profile and
+the mode) set most of them. ROS-free.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from legion_bridge.calibration import CALIBRATION_KEYS
+from legion_bridge.real2sim import Real2SimConfig
+from legion_bridge.safety import DEFAULT_ACCELERATION_LIMIT, SafetyLimits
+from legion_bridge.sim2real import TARGET_BASES, Sim2RealConfig
+from legion_policy.observation_layout import LAYOUTS, METAWORLD_CONTROL_PERIOD_S
+from legion_policy.params import NON_NEGATIVE, POSITIVE, NodeParams, ParamSpec, Range, merge
+
+#: real-arm period used when limits.yaml is not loaded: four training steps (same displacement per step)
+DEFAULT_REAL_PERIOD_S = 4 * METAWORLD_CONTROL_PERIOD_S
+#: ``legion_mode`` values (config/modes/<mode>.yaml sets it).
+LEGION_MODES = ("sim", "real")
+#: sim2real's ``command_interface`` values (legion_bridge.sim.bridge_loop keeps the same tuple).
+COMMAND_INTERFACES = ("trajectory", "position")
+#: (0, 1]: a fraction that must leave something.
+FRACTION = Range(0.0, 1.0, low_open=True)
+_R2S = Real2SimConfig()
+_S2R = Sim2RealConfig()
+_LIMIT = {f.name: f.default for f in dataclasses.fields(SafetyLimits) if f.default is not dataclasses.MISSING}
+_MODEL_JOINTS = "the robot model's joint names, joint_a1..joint_a7"
+
+
+def topic(name: str, default: str, description: str) -> ParamSpec:
+    """A topic-name parameter (defaults of config/topics.yaml; a driver profile renames the arm's)."""
+    return ParamSpec(name, "string", default, description)
+
+
+#: Robot model and calibration (config/calibration.yaml) of real2sim and sim2real
+#: (``bridge_params.declare_cell``); sim_arm takes the calibration's defaults from the file itself.
+#: (Only the ``constraints`` texts document rules: legion_bridge.calibration checks them.)
+CELL = (
+    ParamSpec("robot_model", "string", "iiwa7", "iiwa7 | iiwa14 | path of a URDF"),
+    ParamSpec("sim_from_base_xyz", "double[]", [0.0, 0.0, 0.0],
+              "robot base position in the sim frame [m] (calibration.yaml)", constraints="3 values"),
+    ParamSpec("sim_from_base_rpy", "double[]", [0.0, 0.0, 0.0],
+              "robot base roll, pitch, yaw in the sim frame [rad] (calibration.yaml)", constraints="3 values"),
+    ParamSpec("base_from_camera_xyz", "double[]", [0.0, 0.0, 0.0],
+              "camera position in the robot base frame [m] (calibration.yaml)", constraints="3 values"),
+    ParamSpec("base_from_camera_quat_xyzw", "double[]", [0.0, 0.0, 0.0, 1.0],
+              "camera orientation in the robot base frame, (x, y, z, w)", constraints="4 values, a rotation"),
+    ParamSpec("workspace_min", "double[]", [-0.5, 0.4, 0.05],
+              "workspace box lower corner, sim frame, hand point [m]", constraints="3 values, below workspace_max"),
+    ParamSpec("workspace_max", "double[]", [0.5, 1.0, 0.5],
+              "workspace box upper corner, sim frame, hand point [m]", constraints="3 values"),
+)
+assert tuple(p.name for p in CELL[1:]) == CALIBRATION_KEYS
+
+#: The policy period of the mode (``bridge_params.declare_period``; limits.yaml, modes/<mode>.yaml).
+PERIOD = (
+    ParamSpec("legion_mode", "string", "sim", "sim | real (set by config/modes/<mode>.yaml)", choices=LEGION_MODES),
+    ParamSpec("policy_period_sim_s", "double", METAWORLD_CONTROL_PERIOD_S,
+              "policy period in simulation [s] (the training control period)", constraints="> 0 in sim mode"),
+    ParamSpec("policy_period_real_s", "double", DEFAULT_REAL_PERIOD_S,
+              "policy period on the real arm [s] (same displacement per step, slower)", constraints="> 0 in real mode"),
+)
+
+
+def arm_joint_names(description: str) -> ParamSpec:
+    """The driver profile's joint names (config/drivers/<driver>.yaml); the default is the model's own."""
+    return ParamSpec("arm_joint_names", "string[]", None, description, computed=_MODEL_JOINTS,
+                     constraints="one name per joint of the model, A1 first")
+
+
+REAL2SIM = NodeParams("real2sim", merge(CELL, PERIOD, (
+    ParamSpec("max_joint_state_age_s", "double", _R2S.max_joint_state_age_s, "older joint states are stale [s]"),
+    ParamSpec("max_gripper_age_s", "double", _R2S.max_gripper_age_s, "older gripper states are stale [s]"),
+    ParamSpec("max_object_age_s", "double", _R2S.max_object_age_s, "older object poses are stale [s]"),
+    ParamSpec("max_future_stamp_s", "double", _R2S.max_future_stamp_s, "stamps further ahead are refused [s]"),
+    ParamSpec("gripper_gap_scale", "double", _R2S.gripper_gap_scale, "finger gap scale before / 0.1 m"),
+    ParamSpec("gripper_gap_offset_m", "double", _R2S.gripper_gap_offset_m, "finger gap offset [m]"),
+    ParamSpec("restart_after_periods", "double", _R2S.restart_after_periods,
+              "an observation gap this long restarts frame stacking [periods]"),
+    ParamSpec("agent_path", "string", "",
+              "frozen agent whose observation layout is emitted ('' = use 'layout'; launch argument `agent`)"),
+    ParamSpec("layout", "string", "metaworld39", "observation layout when agent_path is empty",
+              choices=tuple(sorted(LAYOUTS))),
+    arm_joint_names("the arm's joints A1..A7 as the driver names them on its topics, in that order "
+                    "(driver profile, config/drivers/<driver>.yaml)"),
+    ParamSpec("default_binding", "string", "", "binding JSON used until /legion/binding arrives ('' = wait)"),
+    ParamSpec("tracked_objects", "string[]", ["object", "goal"],
+              "tracked object names (PoseStamped on <prefix>/<name>/pose)"),
+    topic("joint_states_topic", "/joint_states", "sensor_msgs/JointState of the arm"),
+    topic("gripper_state_topic", "/gripper/joint_states", "sensor_msgs/JointState: finger gap [m]"),
+    topic("object_pose_prefix", "/objects", "object poses on <prefix>/<name>/pose"),
+    topic("observation_topic", "/legion/observation", "std_msgs/Float32MultiArray observations"),
+    topic("binding_topic", "/legion/binding", "std_msgs/String binding JSON (latched)"),
+    ParamSpec("diagnostics_period_s", "double", 0.5, "diagnostics period [s]"),
+)))
+
+SIM2REAL = NodeParams("sim2real", merge(CELL, PERIOD, (
+    ParamSpec("command_horizon_periods", "double", _S2R.horizon_s / _S2R.period_s,
+              "time_from_start of a command, in policy periods", range=POSITIVE),
+    ParamSpec("target_base", "string", _S2R.target_base, "base of the target hand", choices=TARGET_BASES),
+    ParamSpec("max_target_lead_m", "double", _S2R.max_target_lead_m,
+              "how far a commanded target may lead the measured hand [m]", range=POSITIVE),
+    ParamSpec("action_timeout_periods", "double", _S2R.action_timeout_periods,
+              "watchdog: hold after this many periods without an action", range=POSITIVE),
+    ParamSpec("joint_state_timeout_periods", "double", _S2R.joint_state_timeout_periods,
+              "watchdog: hold after this many periods without a valid joint state", range=POSITIVE),
+    ParamSpec("ik_position_tolerance_m", "double", _S2R.ik_position_tolerance_m,
+              "IK solutions missing by more are refused [m]", range=POSITIVE),
+    ParamSpec("action_watchdog_disables", "bool", _S2R.action_watchdog_disables,
+              "after the action watchdog, motion resumes only after a new enable"),
+    ParamSpec("reference_lead_s", "double", _S2R.reference_lead_s,
+              "a step starts at the previous command followed in time, at most this much motion at the velocity "
+              "limit ahead of the measured joints (covers the feedback delay) [s]; 0 = at the measured joints",
+              range=NON_NEGATIVE, constraints="<= the command horizon"),
+    ParamSpec("finger_yaw_rate_deg_s", "double", _S2R.finger_yaw_rate_deg_s,
+              "fastest turn of the fingers to a binding's finger_yaw_deg [deg/s]", range=POSITIVE),
+    ParamSpec("finger_yaw_acceleration_deg_s2", "double", _S2R.finger_yaw_acceleration_deg_s2,
+              "acceleration and braking of that turn [deg/s^2]", range=POSITIVE),
+    ParamSpec("acceleration_limits", "double[]", None, "joint acceleration limits [rad/s^2]",
+              computed=f"{DEFAULT_ACCELERATION_LIMIT} for each joint of robot_model",
+              constraints="one value > 0 per joint"),
+    ParamSpec("position_margin", "double", _LIMIT["position_margin"],
+              "kept away from every joint position limit [rad]", range=NON_NEGATIVE,
+              constraints="leaves a range on every joint"),
+    ParamSpec("velocity_scale", "double", _LIMIT["velocity_scale"],
+              "fraction of the joint velocity limits a command may use", range=FRACTION),
+    ParamSpec("box_tolerance_m", "double", _LIMIT["box_tolerance_m"],
+              "slack on the workspace box for a command's hand [m]", range=NON_NEGATIVE),
+    ParamSpec("max_joint_state_age_s", "double", _LIMIT["max_joint_state_age_s"],
+              "older joint states are refused [s]", range=NON_NEGATIVE),
+    ParamSpec("max_future_stamp_s", "double", _LIMIT["max_future_stamp_s"],
+              "joint states stamped further ahead are refused [s]", range=NON_NEGATIVE),
+    ParamSpec("measured_limit_tolerance", "double", _LIMIT["measured_limit_tolerance"],
+              "measured joints beyond a hard limit by more are refused [rad]", range=NON_NEGATIVE),
+    ParamSpec("command_interface", "string", COMMAND_INTERFACES[0],
+              "trajectory: JointTrajectory on joint_trajectory_topic; position: Float64MultiArray on "
+              "position_command_topic (launch argument `command_interface`)", choices=COMMAND_INTERFACES),
+    ParamSpec("start_enabled", "bool", False,
+              "motion allowed at start (the real robot starts disabled; launch argument `enable`)"),
+    arm_joint_names("the arm's joints A1..A7 as the driver names them on its topics, in that order "
+                    "(driver profile, config/drivers/<driver>.yaml)"),
+    topic("joint_states_topic", "/joint_states", "sensor_msgs/JointState of the arm"),
+    topic("action_topic", "/legion/action", "std_msgs/Float32MultiArray actions"),
+    topic("enable_topic", "/legion/enable", "std_msgs/Bool: motion allowed"),
+    topic("joint_trajectory_topic", "/iiwa_arm_controller/joint_trajectory", "JointTrajectory commands"),
+    topic("position_command_topic", "/forward_position_controller/commands", "Float64MultiArray commands"),
+    topic("gripper_command_topic", "/gripper/command", "std_msgs/Float64 gripper command"),
+    topic("binding_topic", "/legion/binding", "std_msgs/String binding JSON (latched): its finger_yaw_deg"),
+    topic("observation_topic", "/legion/observation", "observations (watchdog: policy vs input stall)"),
+    ParamSpec("diagnostics_period_s", "double", 0.5, "diagnostics period [s]"),
+)))
+
+DESCRIPTION = NodeParams("description", (
+    ParamSpec("robot_model", "string", "iiwa7", "iiwa7 | iiwa14 | path of a URDF (with the gripper)"),
+    arm_joint_names("the arm's joints A1..A7 as the driver names them on its topics, in that order "
+                    "(driver profile, config/drivers/<driver>.yaml)"),
+    topic("robot_description_topic", "/robot_description",
+          "std_msgs/String (transient local): the URDF with the driver's joint names"),
+    ParamSpec("publish_robot_joint_states", "bool", False,
+              "also publish arm + finger joint states on robot_joint_states_topic (launch argument `rviz`)"),
+    topic("robot_joint_states_topic", "/legion/robot_joint_states",
+          "sensor_msgs/JointState out: the arm's joints (driver names) and the finger joints"),
+    ParamSpec("robot_joint_states_rate_hz", "double", 30.0, "largest rate of robot_joint_states_topic [Hz]",
+              constraints="> 0 with publish_robot_joint_states"),
+    topic("joint_states_topic", "/joint_states", "sensor_msgs/JointState of the arm (in)"),
+    topic("gripper_state_topic", "/gripper/joint_states", "sensor_msgs/JointState of the gripper: finger gap [m] (in)"),
+))
+
+#: What a ``$name`` entry of a topic list declares (monitor, recorder).
+DOLLAR_TOPICS = ("each `$name` entry of `topics`{also} declares a string parameter `name` (default \"\"; the "
+                 "parameter files set it, e.g. `joint_states_topic` in topics.yaml or the driver profile), whose "
+                 "value is the topic")
+
+
+
+def named_topic(name: str, entry: str) -> ParamSpec:
+    """The parameter a ``$name`` entry of a topic list (monitor, recorder) declares at start."""
+    return ParamSpec(name, "string", "", f"the topic named by the entry {entry!r} (set by a parameter file)")
+
+
+MONITOR = NodeParams("monitor", (
+    ParamSpec("topics", "string[]", ["/joint_states:sensor_msgs/msg/JointState"],
+              "topics to watch, each '/topic:pkg/msg/Type', or '$name:pkg/msg/Type' for the topic parameter "
+              "`name` holds"),
+    ParamSpec("expected_rates_hz", "double[]", None,
+              "expected rate per topic [Hz] (0 = report only), same order as 'topics'",
+              computed="0.0 for each topics entry", constraints="one value per topics entry"),
+    ParamSpec("tolerance", "double", 0.1, "relative rate error still reported as OK"),
+    ParamSpec("period_s", "double", 1.0, "report period [s]"),
+), dynamic=DOLLAR_TOPICS.format(also=""))
+
+RECORDER = NodeParams("recorder", (
+    ParamSpec("bag_path", "string", "",
+              "folder of the bag to write (must not exist); '' = runs/bag-<time> in the working folder "
+              "(launch argument `bag`)"),
+    ParamSpec("topics", "string[]", ["/joint_states"],
+              "topics to record: a name, or $name for the topic parameter `name` holds",
+              constraints="absolute names"),
+    ParamSpec("topic_prefixes", "string[]", [""],
+              "record every topic below each prefix (or $name of a parameter); '' = none"),
+    ParamSpec("discovery_period_s", "double", 0.5, "how often the graph is looked at for new topics to record [s]",
+              range=POSITIVE),
+), dynamic=DOLLAR_TOPICS.format(also=" and `topic_prefixes`"))

@@ -1,0 +1,285 @@
+"""Node parameters defined once: the specs, the generated docs/architecture.md tables, and the nodes
+declaring exactly their spec (descriptions, ranges and constraints reach `ros2 param describe`)."""
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from legion_bridge import param_docs
+from legion_bridge.graph import LAUNCH_ARGS, NODES
+from legion_bridge.node_params import COMMAND_INTERFACES, MONITOR, RECORDER, SIM2REAL
+from legion_bridge.paths import config_path, default_agent_path
+from legion_policy.node_params import POLICY
+from legion_policy.params import NON_NEGATIVE, POSITIVE, NodeParams, ParamSpec, Range, value_matches
+
+ROOT = Path(__file__).resolve().parent.parent
+DOC = ROOT / "docs" / "architecture.md"
+SPECS = {name: spec for name, (spec, _where) in param_docs.SPECS.items()}
+
+
+# --- the specs -----------------------------------------------------------------------------------
+
+
+def test_every_graph_node_has_a_spec_named_after_it():
+    assert set(SPECS) == {n.name for n in NODES}
+    assert all(spec.node == name for name, spec in SPECS.items())
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(type="double", default=1), TypeError, "is not a double"),          # an int is declared INTEGER
+    (dict(type="int", default=True), TypeError, "is not a int"),             # a bool is never an int in ROS
+    (dict(type="double[]", default=[1.0, 2]), TypeError, "is not a double"),
+    (dict(type="string", default="a", range=POSITIVE), ValueError, "needs type int or double"),
+    (dict(type="double", default=0.0, range=POSITIVE), ValueError, "x must be > 0, got 0.0"),
+    (dict(type="string", default="c", choices=("a", "b")), ValueError, "must be one of"),
+    (dict(type="string", default=None), ValueError, "needs `computed`"),
+    (dict(type="float", default=1.0), ValueError, "is not one of"),
+    (dict(type="double", default=1.0, description=" "), ValueError, "needs a description"),
+])
+def test_a_spec_that_lies_is_refused_where_it_is_defined(kwargs, error, match):
+    args = dict(name="x", description="a parameter") | kwargs
+    with pytest.raises(error, match=match):
+        ParamSpec(**args)
+
+
+def test_a_node_spec_names_each_parameter_once():
+    p = ParamSpec("x", "double", 1.0, "a parameter")
+    with pytest.raises(ValueError, match="'x' defined twice"):
+        NodeParams("n", (p, p))
+    with pytest.raises(KeyError, match="node n has no parameter 'y'"):
+        NodeParams("n", (p,))["y"]
+
+
+def test_ranges_open_and_closed_ends():
+    fraction = Range(0.0, 1.0, low_open=True)
+    assert [fraction.contains(v) for v in (0.0, 1e-9, 1.0, 1.0 + 1e-9, math.nan)] == [False, True, True, False, False]
+    assert str(fraction) == "(0, 1]" and str(POSITIVE) == "> 0" and str(NON_NEGATIVE) == ">= 0"
+    assert POSITIVE.contains(math.inf) and not NON_NEGATIVE.contains(-1e-12)
+    with pytest.raises(ValueError, match="low < high"):
+        Range(1.0, 1.0)
+
+
+def test_every_spec_default_is_what_ros_would_declare_with_its_type():
+    for spec in SPECS.values():
+        for p in spec:
+            assert p.default is None or value_matches(p.type, p.default), (spec.node, p.name)
+            assert p.default is not None or p.computed, (spec.node, p.name)
+
+
+def test_sim2real_command_interfaces_are_the_bridge_loops():
+    from legion_bridge.sim.bridge_loop import COMMAND_INTERFACES as LOOP  # the ROS-free chain keeps its own tuple
+
+    assert SIM2REAL["command_interface"].choices == COMMAND_INTERFACES == LOOP
+
+
+def _sections(path: Path, node: str) -> dict:
+    """The keys a ROS 2 parameter file gives ``node`` (its `/**` and `<node>` sections)."""
+    doc = yaml.safe_load(path.read_text()) or {}
+    out: dict = {}
+    for section in ("/**", node, f"/{node}"):
+        out.update((doc.get(section) or {}).get("ros__parameters") or {})
+    return out
+
+
+@pytest.mark.parametrize("node", [n.name for n in NODES])
+def test_the_nodes_own_parameter_files_set_only_declared_parameters(node):
+    """config/<node>.yaml and the modes' `<node>:` sections: a key outside the spec would be silently ignored."""
+    spec = SPECS[node]
+    own = _sections(config_path(f"{node}.yaml"), node)
+    for mode in ("sim", "real"):
+        doc = yaml.safe_load(config_path("modes", f"{mode}.yaml").read_text())
+        own.update((doc.get(node) or {}).get("ros__parameters") or {})
+    assert own, f"config/{node}.yaml sets nothing"
+    unknown = sorted(k for k in own if k not in spec)
+    assert not unknown, f"{node}: parameter files set {unknown}, which the node never declares"
+    for key, value in own.items():  # the file's values have the declared types (else the start is refused)
+        p = spec[key]
+        assert value_matches(p.type, value), f"{node}: {key}: {value!r} in a parameter file is not a {p.type}"
+
+
+def test_launch_arguments_set_declared_parameters():
+    for arg in LAUNCH_ARGS:
+        if arg.kind != "param" or arg.parameter == "use_sim_time":  # use_sim_time: every rclpy node's own
+            continue
+        nodes = [n.name for n in NODES] if arg.nodes == ("*",) else arg.nodes
+        for node in nodes:
+            assert arg.parameter in SPECS[node], f"launch argument {arg.name} sets {node}.{arg.parameter}: not declared"
+
+
+# --- the generated docs --------------------------------------------------------------------------------
+
+
+def test_architecture_md_parameter_tables_are_what_the_specs_generate():
+    text = DOC.read_text()
+    assert param_docs.updated(text, str(DOC)) == text, \
+        "docs/architecture.md is stale: run python -m legion_bridge.param_docs --write docs/architecture.md"
+    block = text.split(param_docs.BEGIN)[1].split(param_docs.END)[0]
+    for name, spec in SPECS.items():  # one table per node, every parameter a row
+        assert f"#### {name} (" in block
+        for p in spec:
+            assert f"| `{p.name}` | {p.type} |" in block
+    assert "| `similarity_threshold` | double | `0.5` | [-1, 1] |" in block
+    assert r"\<prefix>/\<name>/pose" in block  # no bare <name>: markdown would take it for an HTML tag
+    assert "Declared at start besides these: each `$name` entry of `topics`" in block  # monitor, recorder
+
+
+def test_check_and_write_cli(tmp_path):
+    doc = tmp_path / "architecture.md"
+    good = DOC.read_text()
+    row = "| `similarity_threshold` | double | `0.5` |"
+    assert row in good
+    doc.write_text(good.replace(row, row.replace("0.5", "0.7")))
+    assert param_docs.main(["--check", str(doc)]) == 1
+    assert param_docs.main(["--write", str(doc)]) == 0
+    assert doc.read_text() == good
+    assert param_docs.main(["--check", str(doc)]) == 0
+    doc.write_text("# no markers\n")
+    assert param_docs.main(["--check", str(doc)]) == 2
+
+
+def test_write_leaves_the_rest_of_the_file_alone(tmp_path):
+    doc = tmp_path / "x.md"
+    doc.write_text(f"intro\n\n{param_docs.BEGIN}\nold table\n{param_docs.END}\nafter\n")
+    assert param_docs.main(["--write", str(doc)]) == 0
+    text = doc.read_text()
+    assert text.startswith("intro\n\n" + param_docs.BEGIN) and text.endswith(param_docs.END + "\nafter\n")
+    assert "old table" not in text and param_docs.updated(text) == text
+
+
+# --- the nodes declare their spec ------------------------------------------------------------------------
+
+ros = pytest.mark.ros
+
+
+def _declared(node) -> dict:
+    """The parameters the node itself declared (not rclpy's own)."""
+    return {k: v for k, v in node.get_parameters_by_prefix("").items() if k not in param_docs.RCLPY_PARAMETERS}
+
+
+def _assert_declares_spec(node, spec: NodeParams, dynamic: set[str] = frozenset()) -> None:
+    declared = _declared(node)
+    assert set(declared) - dynamic == set(spec.names), (
+        f"{spec.node}: declared but not in the spec {sorted(set(declared) - set(spec.names) - dynamic)}, "
+        f"in the spec but not declared {sorted(set(spec.names) - set(declared))}")
+    for p in spec:
+        d = node.describe_parameter(p.name)
+        assert d.description == p.description and d.additional_constraints == p.constraint_text(), p.name
+        if p.range is None:
+            assert not d.floating_point_range and not d.integer_range, p.name
+        elif p.type == "double":
+            (r,) = d.floating_point_range
+            assert (r.from_value, r.to_value) == (p.range.low, p.range.high), p.name
+        else:
+            assert d.integer_range, p.name
+
+
+@ros
+def test_bridge_nodes_declare_exactly_their_spec(tmp_path):
+    from rclpy.parameter import Parameter
+
+    from legion_bridge.nodes.description_node import DescriptionNode
+    from legion_bridge.nodes.monitor_node import MonitorNode
+    from legion_bridge.nodes.real2sim_node import Real2SimNode
+    from legion_bridge.nodes.recorder_node import RecorderNode
+    from legion_bridge.nodes.sim2real_node import Sim2RealNode
+    from rosutil import ros_context
+
+    with ros_context() as (ctx, _ex):
+        nodes = [Real2SimNode(context=ctx), Sim2RealNode(context=ctx), DescriptionNode(context=ctx),
+                 MonitorNode(context=ctx, parameter_overrides=[
+                     Parameter("topics", value=["$joint_states_topic:sensor_msgs/msg/JointState"]),
+                     Parameter("joint_states_topic", value="/lbr/joint_states")]),
+                 RecorderNode(context=ctx, parameter_overrides=[
+                     Parameter("bag_path", value=str(tmp_path / "bag")),
+                     Parameter("topics", value=["$action_topic"]), Parameter("action_topic", value="/a")])]
+        try:
+            for node in nodes[:3]:
+                _assert_declares_spec(node, SPECS[node.get_name()])
+            _assert_declares_spec(nodes[3], MONITOR, dynamic={"joint_states_topic"})
+            _assert_declares_spec(nodes[4], RECORDER, dynamic={"action_topic"})
+            s2r = nodes[1]
+            assert _declared(s2r)["acceleration_limits"].value == [10.0] * 7  # computed: one per joint
+            assert _declared(s2r)["arm_joint_names"].value == [f"joint_a{i}" for i in range(1, 8)]
+            assert _declared(s2r)["command_horizon_periods"].value == 2.0
+            # the range is ROS's too: `ros2 param set` out of it is refused, inside it accepted
+            assert not s2r.set_parameters([Parameter("velocity_scale", value=1.5)])[0].successful
+            assert s2r.set_parameters([Parameter("velocity_scale", value=0.25)])[0].successful
+        finally:
+            for node in nodes:
+                node.destroy_node()
+
+
+@ros
+def test_sim_arm_declares_its_spec_with_the_calibration_files_defaults():
+    from legion_bridge.calibration import read_ros_params
+    from legion_bridge.nodes.sim_arm_node import SimArmNode
+    from rosutil import ros_context
+
+    with ros_context() as (ctx, _ex):
+        node = SimArmNode(context=ctx)
+        try:
+            _assert_declares_spec(node, SPECS["sim_arm"])
+            cal = read_ros_params(config_path("calibration.yaml"))
+            assert _declared(node)["sim_from_base_xyz"].value == [float(v) for v in cal["sim_from_base_xyz"]]
+        finally:
+            node.destroy_node()
+
+
+@ros
+def test_policy_and_sequencer_declare_their_spec_and_default_to_the_shipped_agent():
+    from rclpy.parameter import Parameter
+
+    from legion_policy.nodes.policy_node import PolicyNode
+    from legion_policy.nodes.sequencer_node import SequencerNode
+    from rosutil import ros_context
+
+    with ros_context() as (ctx, _ex):
+        policy = PolicyNode(context=ctx, parameter_overrides=[Parameter("preload_language_model", value=False)])
+        seq = SequencerNode(context=ctx, parameter_overrides=[Parameter("task", value="reach-v3")])
+        try:
+            _assert_declares_spec(policy, POLICY)
+            _assert_declares_spec(seq, SPECS["sequencer"])
+            for node in (policy, seq):
+                assert _declared(node)["agent_path"].value == str(default_agent_path())
+        finally:
+            policy.destroy_node()
+            seq.destroy_node()
+
+
+@ros
+@pytest.mark.parametrize("make, overrides, message", [
+    ("policy", {"similarity_threshold": 1.5}, "similarity_threshold must be in [-1, 1], got 1.5"),
+    ("recorder", {"discovery_period_s": 0.0}, "discovery_period_s must be > 0, got 0.0"),
+    ("sim2real", {"velocity_scale": 0.0}, "velocity_scale must be in (0, 1], got 0.0"),
+])
+def test_a_value_outside_the_range_refuses_the_start_with_one_line(make, overrides, message, tmp_path):
+    from rclpy.parameter import Parameter
+
+    from legion_bridge.nodes.recorder_node import RecorderNode
+    from legion_bridge.nodes.sim2real_node import Sim2RealNode
+    from legion_policy.nodes.policy_node import PolicyNode
+    from rosutil import ros_context
+
+    cls = {"policy": PolicyNode, "recorder": RecorderNode, "sim2real": Sim2RealNode}[make]
+    params = [Parameter(k, value=v) for k, v in overrides.items()]
+    if make == "recorder":
+        params.append(Parameter("bag_path", value=str(tmp_path / "bag")))
+    with ros_context() as (ctx, _ex):
+        with pytest.raises(ValueError) as err:
+            cls(context=ctx, parameter_overrides=params)
+    assert str(err.value) == message
+
+
+@ros
+def test_the_node_process_prints_the_range_error_as_one_line(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "legion_bridge.nodes.recorder_node", "--ros-args",
+                           "-p", f"bag_path:={tmp_path / 'bag'}", "-p", "discovery_period_s:=-1.0"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "recorder: discovery_period_s must be > 0, got -1.0"
+    assert not (tmp_path / "bag").exists()
