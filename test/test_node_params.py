@@ -215,6 +215,38 @@ def test_bridge_nodes_declare_exactly_their_spec(tmp_path):
 
 
 @ros
+def test_ros2_param_describe_gets_description_range_and_constraints_over_the_service(tmp_path):
+    """What `ros2 param describe /recorder discovery_period_s` asks: the node's describe_parameters service."""
+    import rclpy
+    from rcl_interfaces.srv import DescribeParameters
+    from rclpy.parameter import Parameter
+
+    from legion_bridge.nodes.recorder_node import RecorderNode
+    from rosutil import ros_context, spin_until
+
+    with ros_context() as (ctx, ex):
+        node = RecorderNode(context=ctx, parameter_overrides=[Parameter("bag_path", value=str(tmp_path / "bag"))])
+        client = rclpy.create_node("describe_client", context=ctx)
+        try:
+            ex.add_node(node)
+            ex.add_node(client)
+            cli = client.create_client(DescribeParameters, "/recorder/describe_parameters")
+            assert spin_until(ex, cli.service_is_ready, 5.0)
+            future = cli.call_async(DescribeParameters.Request(names=["discovery_period_s", "topics"]))
+            assert spin_until(ex, future.done, 5.0)
+            period, topics = future.result().descriptors
+            spec = RECORDER["discovery_period_s"]
+            assert period.description == spec.description
+            assert period.additional_constraints == "> 0"
+            (r,) = period.floating_point_range
+            assert (r.from_value, r.to_value) == (0.0, math.inf)
+            assert topics.description == RECORDER["topics"].description and not topics.floating_point_range
+        finally:
+            client.destroy_node()
+            node.destroy_node()
+
+
+@ros
 def test_sim_arm_declares_its_spec_with_the_calibration_files_defaults():
     from legion_bridge.calibration import read_ros_params
     from legion_bridge.nodes.sim_arm_node import SimArmNode
