@@ -63,6 +63,45 @@ def test_fk_and_jacobian_equal_pinocchio_on_the_same_urdf(name):
     assert max(worst.values()) < 1e-12, worst
 
 
+def test_a_urdf_rooted_above_link_0_gives_the_same_kinematics_in_link_0():
+    """iiwa_ros2's layout (world -> iiwa_base -> link_0): pinocchio's root is then not link_0; FK, link poses
+    and Jacobians stay in link_0."""
+    from legion_bridge.robot import parse_urdf
+
+    text = Path(urdf_path("iiwa7.urdf")).read_text()
+    head, body = text.split('<link name="link_0"', 1)
+    mount = ('<link name="world"/><link name="iiwa_base"/>'
+             '<joint name="world_joint" type="fixed"><parent link="world"/><child link="iiwa_base"/>'
+             '<origin xyz="0.3 -0.2 1.1" rpy="3.0 0.2 -1.2"/></joint>'
+             '<joint name="base_joint" type="fixed"><parent link="iiwa_base"/><child link="link_0"/>'
+             '<origin xyz="0 0 0.05" rpy="0 0 0.4"/></joint>')
+    pin, _, _ = _pinocchio_arm("iiwa7")
+    model = parse_urdf(head + mount + '<link name="link_0"' + body)
+    pd = model.pin_model.createData()
+    pin.framesForwardKinematics(model.pin_model, pd, pin.neutral(model.pin_model))
+    assert np.linalg.norm(pd.oMf[model.pin_model.getFrameId("link_0")].translation) > 1.0  # not pinocchio's root
+    mounted, kin = Kinematics(model), Kinematics("iiwa7")
+    assert mounted.link_names == kin.link_names
+    Q = np.random.default_rng(5).uniform(kin.lower, kin.upper, size=(200, 7))
+    for a, b in ((mounted.fk(Q), kin.fk(Q)), ((mounted.jacobian(Q),), (kin.jacobian(Q),)),
+                 ((mounted.link_poses(Q),), (kin.link_poses(Q),))):
+        for x, y in zip(a, b):
+            np.testing.assert_allclose(x, y, atol=1e-12)
+    r = mounted.ik(np.array([0.5, 0.1, 0.2]))
+    assert r.success
+    np.testing.assert_allclose(kin.fk(r.q)[0], [0.5, 0.1, 0.2], atol=1e-4)
+
+
+def test_urdfdom_reasons_reach_the_error_and_nothing_else_is_printed(capfd):
+    from legion_bridge.robot import URDFError, parse_urdf
+
+    text = Path(urdf_path("iiwa7.urdf")).read_text()
+    with pytest.raises(URDFError, match=r"^<string>: joint gripper_tcp: link 'nowhere' is not defined$"):
+        parse_urdf(text.replace('<child link="tcp"/>', '<child link="nowhere"/>'))
+    assert parse_urdf(text).joint_names[0] == "joint_a1"
+    assert capfd.readouterr().err == ""
+
+
 # --------------------------------------------------------------------------- IK against the recorded answers
 def _problems(kin: Kinematics, cal, rng) -> dict:
     """IK problems of every kind the project solves (targets in the base frame)."""

@@ -1,7 +1,7 @@
-"""Robot model (URDF) and kinematics of the KUKA LBR iiwa with its gripper: ROS-free numpy.
+"""Robot model (URDF) and kinematics of the KUKA LBR iiwa with its gripper: ROS-free (pinocchio + numpy).
 
-* :func:`load_robot_model` / :class:`RobotModel` (``urdf_model``): the URDF as data.
-* :class:`Kinematics` (``kinematics``): FK, Jacobian and gripper-down IK of the tcp.
+* :func:`load_robot_model` / :class:`RobotModel` (``urdf_model``): the URDF as pinocchio reads it, checked.
+* :class:`Kinematics` (``kinematics``): pinocchio's FK and Jacobian, the project's gripper-down IK of the tcp.
 """
 from legion_bridge.robot.urdf_model import (  # noqa: F401
     ARM_JOINT_NAMES,

@@ -1,7 +1,8 @@
-"""Forward kinematics, Jacobian and gripper-down inverse kinematics of the tcp (ROS-free numpy).
+"""Forward kinematics, Jacobian and gripper-down inverse kinematics of the tcp (ROS-free).
 
-Everything is expressed in the robot base frame (``link_0``) and vectorised over leading
-axes: ``q`` may be ``(7,)`` or ``(..., 7)``.
+FK and Jacobians are pinocchio's, on the model it read from the URDF (``RobotModel.pin_model``, the
+fingers locked); the IK strategy below is the project's own, in numpy. Everything is expressed in the
+robot base frame (``link_0``) and vectorised over leading axes: ``q`` may be ``(7,)`` or ``(..., 7)``.
 
 IK (:meth:`Kinematics.ik`) solves for a tcp position with a held orientation (default:
 gripper pointing down in the world, :attr:`Kinematics.gripper_down_R`, which depends on the
@@ -25,11 +26,16 @@ within ``retry_max_jump`` of the warm start (no jumps to the other arm configura
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
+import pinocchio as pin
 
 from legion_bridge.robot.urdf_model import RobotModel, load_robot_model
+
+#: Jacobians in the base frame's axes, about the frame's own origin (the geometric Jacobian)
+_WORLD = pin.ReferenceFrame.LOCAL_WORLD_ALIGNED
 
 #: tcp orientation "gripper pointing down" in the base frame (a half turn about base y): tcp z = -base z,
 #: tcp x = -base x, tcp y = base y, so at A1 = 0 the wrist needs A7 = 0 (mid-range), and
@@ -92,17 +98,6 @@ class IKResult:
     iterations: np.ndarray  # (...) iterations used (including a retry)
 
 
-def _skew(a: np.ndarray) -> np.ndarray:
-    return np.array([[0.0, -a[2], a[1]], [a[2], 0.0, -a[0]], [-a[1], a[0], 0.0]])
-
-
-def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Cross product over the last axis (faster than np.cross for small arrays)."""
-    a0, a1, a2 = a[..., 0], a[..., 1], a[..., 2]
-    b0, b1, b2 = b[..., 0], b[..., 1], b[..., 2]
-    return np.stack([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0], axis=-1)
-
-
 def rotation_error(R_target: np.ndarray, R: np.ndarray) -> np.ndarray:
     """Rotation vector (base frame) of ``R_target @ R^T`` (..., 3): the rotation taking R to R_target."""
     M = R_target @ np.swapaxes(R, -1, -2)
@@ -144,28 +139,35 @@ class Kinematics:
         self.half_range = 0.5 * (self.upper - self.lower)
         #: names of the frames returned by :meth:`link_poses`, base to tcp
         self.link_names = model.chain_links
-        # --- fused chain: for movable joint k, the fixed transform from the previous movable
-        # joint's child frame to joint k's frame, then the rotation about axis k.
-        pre: list[np.ndarray] = []
-        T = np.eye(4)
-        axes = []
-        for j in model.chain:
-            T = T @ j.origin
-            if j.movable:
-                pre.append(T)
-                axes.append(j.axis)
-                T = np.eye(4)
-        self._post = T  # last movable child -> tcp
-        self._pre_R = np.array([P[:3, :3] for P in pre])
-        self._pre_p = np.array([P[:3, 3] for P in pre])
-        self._axes = np.array(axes)
-        K = np.array([_skew(a) for a in axes])
-        self._RoK = self._pre_R @ K
-        self._RoK2 = self._pre_R @ K @ K
-        self._Ro_axis = np.einsum("kij,kj->ki", self._pre_R, self._axes)
-        self._pre_pa = np.stack([self._pre_p, self._Ro_axis], axis=-1)  # (n, 3, 2)
+        # pinocchio's model of the arm alone: every other joint (the fingers) locked at zero
+        full = model.pin_model
+        arm = [full.getJointId(n) for n in model.joint_names]
+        locked = [j for j in range(1, full.njoints) if j not in arm]
+        pm = pin.buildReducedModel(full, locked, pin.neutral(full)) if locked else full.copy()
+        if tuple(pm.names[1:]) != tuple(model.joint_names) or pm.nq != self.n:
+            raise ValueError(f"{model.name}: the arm joints are not the pinocchio model's {list(pm.names[1:])}")
+        self._frames = [pm.getFrameId(n, pin.FrameType.BODY) for n in self.link_names]
+        self._tcp = pm.getFrameId(model.tcp_link, pin.FrameType.BODY)
+        pd = pm.createData()
+        pin.framesForwardKinematics(pm, pd, np.zeros(self.n))
+        base = pd.oMf[self._frames[0]]
+        if not np.array_equal(base.homogeneous, np.eye(4)):
+            # a URDF rooted above link_0 (iiwa_ros2: world -> iiwa_base -> link_0): re-root the model at link_0
+            if pm.frames[self._frames[0]].parentJoint != 0:
+                raise ValueError(f"{model.name}: {model.base_link} moves with a joint")
+            to_base = base.inverse()
+            for j in range(1, pm.njoints):
+                if pm.parents[j] == 0:
+                    pm.jointPlacements[j] = to_base * pm.jointPlacements[j]
+            for i, f in enumerate(pm.frames):
+                if f.parentJoint == 0:
+                    f.placement = to_base * f.placement
+                    pm.frames[i] = f
+        self._pm = pm
+        self._local = threading.local()  # pinocchio's work space (pinocchio.Data), one per thread
         #: index of the elbow joint (A4): its frame origin is the elbow point
         self._elbow = 3 if self.n == 7 else self.n // 2
+        self._elbow_joint = self._elbow + 1  # its pinocchio joint index (0 = the universe)
         self._analytic = self._planar_geometry()
         R_mount = np.eye(3) if sim_from_base is None else np.asarray(getattr(sim_from_base, "R", sim_from_base),
                                                                      dtype=np.float64)
@@ -196,27 +198,35 @@ class Kinematics:
         return float(-np.arctan2(M[1, 0], M[0, 0]))
 
     # ------------------------------------------------------------------ forward kinematics
+    def _data(self):
+        """This thread's pinocchio.Data of the arm model."""
+        pd = getattr(self._local, "data", None)
+        if pd is None:
+            pd = self._local.data = self._pm.createData()
+        return pd
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        del state["_local"]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._local = threading.local()
+
     def _forward(self, q: np.ndarray):
-        """q (B, n) -> tcp p (B,3), R (B,3,3), joint axes (B,n,3) and origins (B,n,3) in the base frame."""
+        """q (B, n) -> tcp p (B,3), R (B,3,3), Jacobian (B,6,n) and the elbow's position Jacobian (B,3,n)."""
+        pm, pd, tcp, e = self._pm, self._data(), self._tcp, self._elbow_joint
         B = q.shape[0]
-        s = np.sin(q)[:, :, None, None]
-        c = 1.0 - np.cos(q)[:, :, None, None]
-        Rj = self._pre_R + s * self._RoK + c * self._RoK2  # (B, n, 3, 3): origin rotation @ joint rotation
-        axes = np.empty((B, self.n, 3))
-        origins = np.empty((B, self.n, 3))
-        origins[:, 0] = self._pre_p[0]
-        axes[:, 0] = self._Ro_axis[0]
-        R = Rj[:, 0]
-        p = origins[:, 0]
-        for k in range(1, self.n):
-            pa = R @ self._pre_pa[k]  # (B, 3, 2): offset to joint k and its axis, in the base frame
-            p = p + pa[:, :, 0]
-            origins[:, k] = p
-            axes[:, k] = pa[:, :, 1]
-            R = R @ Rj[:, k]
-        p_tcp = p + R @ self._post[:3, 3]
-        R_tcp = R @ self._post[:3, :3]
-        return p_tcp, R_tcp, axes, origins
+        p, R = np.empty((B, 3)), np.empty((B, 3, 3))
+        J, Je = np.empty((B, 6, self.n)), np.empty((B, 3, self.n))
+        for i in range(B):
+            pin.computeJointJacobians(pm, pd, q[i])
+            M = pin.updateFramePlacement(pm, pd, tcp)
+            p[i], R[i] = M.translation, M.rotation
+            J[i] = pin.getFrameJacobian(pm, pd, tcp, _WORLD)
+            Je[i] = pin.getJointJacobian(pm, pd, e, _WORLD)[:3]
+        return p, R, J, Je
 
     def _as_batch(self, q) -> tuple[np.ndarray, tuple]:
         q = np.asarray(q, dtype=np.float64)
@@ -228,42 +238,46 @@ class Kinematics:
     def fk(self, q) -> tuple[np.ndarray, np.ndarray]:
         """tcp position (..., 3) [m] and rotation (..., 3, 3) in the base frame."""
         qb, lead = self._as_batch(q)
-        p, R, _, _ = self._forward(qb)
+        pm, pd, tcp = self._pm, self._data(), self._tcp
+        B = qb.shape[0]
+        p, R = np.empty((B, 3)), np.empty((B, 3, 3))
+        for i in range(B):
+            pin.forwardKinematics(pm, pd, qb[i])
+            M = pin.updateFramePlacement(pm, pd, tcp)
+            p[i], R[i] = M.translation, M.rotation
         return p.reshape(lead + (3,)), R.reshape(lead + (3, 3))
 
     def link_poses(self, q) -> np.ndarray:
         """(..., len(link_names), 4, 4): pose of every chain frame (``link_names``) in the base frame."""
         qb, lead = self._as_batch(q)
+        pm, pd = self._pm, self._data()
         B = qb.shape[0]
         out = np.empty((B, len(self.link_names), 4, 4))
-        T = np.broadcast_to(np.eye(4), (B, 4, 4)).copy()
-        out[:, 0] = T
-        k = 0
-        for i, j in enumerate(self.model.chain):
-            T = T @ j.origin
-            if j.movable:
-                Rq = np.broadcast_to(np.eye(4), (B, 4, 4)).copy()
-                K = _skew(j.axis)
-                s, c = np.sin(qb[:, k]), 1.0 - np.cos(qb[:, k])
-                Rq[:, :3, :3] += s[:, None, None] * K + c[:, None, None] * (K @ K)
-                T = T @ Rq
-                k += 1
-            out[:, i + 1] = T
+        for i in range(B):
+            pin.framesForwardKinematics(pm, pd, qb[i])
+            for k, f in enumerate(self._frames):
+                out[i, k] = pd.oMf[f].homogeneous
         return out.reshape(lead + (len(self.link_names), 4, 4))
 
     def jacobian(self, q) -> np.ndarray:
         """Geometric Jacobian of the tcp (..., 6, n): rows vx, vy, vz, wx, wy, wz (base frame)."""
         qb, lead = self._as_batch(q)
-        p, _, axes, origins = self._forward(qb)
-        J = np.concatenate([_cross(axes, p[:, None, :] - origins), axes], axis=-1)  # (B, n, 6)
-        return np.swapaxes(J, -1, -2).reshape(lead + (6, self.n))
+        pm, pd, tcp = self._pm, self._data(), self._tcp
+        J = np.empty((qb.shape[0], 6, self.n))
+        for i in range(qb.shape[0]):
+            J[i] = pin.computeFrameJacobian(pm, pd, qb[i], tcp, _WORLD)
+        return J.reshape(lead + (6, self.n))
 
     # ------------------------------------------------------------------ closed-form seed
     def _planar_geometry(self):
         """Lengths of the iiwa-type structure, or None when the chain does not have it."""
         q0 = np.zeros((1, self.n))
-        p, R, axes, o = self._forward(q0)
-        ax, o, p, R = axes[0], o[0], p[0], R[0]
+        p, R, J, _ = self._forward(q0)
+        p, R = p[0], R[0]
+        ax = J[0, 3:].T  # world axes of the joints (angular columns of the Jacobian)
+        T = self.link_poses(q0[0])
+        o = T[[self.link_names.index(f"link_{k}") for k in range(1, self.n + 1)], :3, 3]  # joint frame origins
+        R7 = T[self.link_names.index(f"link_{self.n}"), :3, :3]  # link_7 frame at the zero pose
         if self.n != 7:
             return None
         z, y = np.array([0, 0, 1.0]), np.array([0, 1.0, 0])
@@ -274,8 +288,6 @@ class Kinematics:
         if not ok:
             return None
         # link_7 frame at zero pose: R7_0, and tcp relative to the wrist centre in link_7
-        # frame of link_7 at q=0 is R_tcp @ post_R^T
-        R7 = R @ self._post[:3, :3].T
         return dict(
             shoulder=float(o[1, 2]), L1=float(o[3, 2] - o[1, 2]), L2=float(o[5, 2] - o[3, 2]),
             s=np.array([np.sign(ax[k] @ (z if k % 2 == 0 else y)) for k in range(7)]),
@@ -347,22 +359,21 @@ class Kinematics:
         q[:, 3] = sg[3] * (t2 - t1)
         q[:, 5] = sg[5] * np.arctan2(np.sin(t3 - t2), np.cos(t3 - t2))
         # A7: the roll that makes link_7 match R7
-        _, R_tcp, _, _ = self._forward(q)
+        _, R_tcp = self.fk(q)
         R7_now = R_tcp @ g["R_tcp_in_7"].T
         M = np.swapaxes(R7_now, -1, -2) @ R7
         q[:, 6] = sg[6] * np.arctan2(M[:, 1, 0], M[:, 0, 0])
         return q
 
     # ------------------------------------------------------------------ inverse kinematics
-    def _secondary(self, q: np.ndarray, axes: np.ndarray, origins: np.ndarray) -> np.ndarray:
-        """Null-space velocity (B, n): raise the elbow, keep away from the limits."""
+    def _secondary(self, q: np.ndarray, J_elbow: np.ndarray) -> np.ndarray:
+        """Null-space velocity (B, n): raise the elbow, keep away from the limits.
+
+        ``J_elbow`` (B, 3, n): position Jacobian of the elbow point (the elbow joint's origin), so
+        d(up . elbow)/dq = up @ J_elbow, nonzero for the joints before the elbow only."""
         cfg = self.config
-        e = self._elbow
-        elbow = origins[:, e]  # the elbow joint's origin
-        # d(up . elbow)/dq_k = up . (a_k x (elbow - o_k)) for the joints before the elbow
-        d = elbow[:, None, :] - origins[:, :e]
-        grad = np.zeros_like(q)
-        grad[:, :e] = _cross(axes[:, :e], d) @ self.up_axis
+        grad = self.up_axis @ J_elbow
+        grad[:, self._elbow:] = 0.0
         centre = -(q - self.mid) / (self.half_range ** 2)
         return cfg.elbow_up_gain * grad + cfg.centering_gain * centre
 
@@ -379,7 +390,7 @@ class Kinematics:
         stall = np.zeros(B, dtype=np.int64)
         for it in range(max_iter + 1):
             qa = q[active]
-            p, R, axes, origins = self._forward(qa)
+            p, R, Jm, Je = self._forward(qa)
             ep = t[active] - p
             eo = rotation_error(Rt[active], R)
             pe = np.linalg.norm(ep, axis=-1)
@@ -394,16 +405,14 @@ class Kinematics:
             if it == max_iter or np.all(done):
                 break
             keep = ~done
-            active, qa, p, axes, origins = active[keep], qa[keep], p[keep], axes[keep], origins[keep]
+            active, qa, Jm, Je = active[keep], qa[keep], Jm[keep], Je[keep]
             ep, eo = ep[keep], eo[keep]
             iters[active] += 1
-            J = np.concatenate([_cross(axes, p[:, None, :] - origins), axes], axis=-1)  # (b, n, 6)
-            JT = J  # (b, n, 6) is J^T
-            Jm = np.swapaxes(J, -1, -2)  # (b, 6, n)
+            JT = np.swapaxes(Jm, -1, -2)  # (b, n, 6)
             e = np.concatenate([ep, eo], axis=-1)
             lam2 = 0.5 * np.sum(e * e, axis=-1) + cfg.min_damping ** 2
             A = Jm @ JT + lam2[:, None, None] * eye6
-            z = self._secondary(qa, axes, origins)
+            z = self._secondary(qa, Je)
             zmax = np.max(np.abs(z), axis=-1)
             z *= np.minimum(1.0, cfg.max_null_step / np.maximum(zmax, 1e-300))[:, None]
             rhs = e - (Jm @ z[..., None])[..., 0]

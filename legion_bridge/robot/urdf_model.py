@@ -1,29 +1,33 @@
-"""The robot model read from a URDF with the standard-library XML parser (ROS-free).
+"""The robot model: a URDF read by pinocchio, checked against the project's conventions (ROS-free).
 
-``load_robot_model("iiwa7" | "iiwa14" | path)`` parses ``urdf/<name>.urdf`` (or any URDF
-following the same naming) into a :class:`RobotModel`: the 7-joint arm chain from the
-base link ``link_0`` to the tool-centre frame ``tcp``, the joint limits, and the
-two-finger gripper. Conventions (see docs/robot.md):
+``load_robot_model("iiwa7" | "iiwa14" | path)`` reads ``urdf/<name>.urdf`` (or any URDF following the
+same naming) with pinocchio's URDF parser into a :class:`RobotModel`: the 7-joint arm chain from the
+base link ``link_0`` to the tool-centre frame ``tcp``, the joint limits, the two-finger gripper, and the
+pinocchio model itself (``pin_model``, what :class:`~legion_bridge.robot.kinematics.Kinematics` computes
+with). Conventions (see docs/robot.md):
 
 * robot base frame = ``link_0``; joint names ``joint_a1`` .. ``joint_a7``;
 * the chain is every URDF joint on the path ``link_0`` -> ``tcp``: the revolute ones
-  are the arm joints, fixed ones (flange, gripper mount, tcp) are folded into offsets;
+  are the arm joints, fixed ones (flange, gripper mount, tcp) are frames between them;
 * ``tcp_from_flange`` is the 4x4 pose of ``tcp`` in the flange frame ``tool0``;
 * the gripper's finger joints are the prismatic joints outside that path; the finger
   gap is the sum of their positions.
 
-Errors in the file raise :class:`URDFError` with a one-line reason.
+A file pinocchio cannot read, or one that is not such an arm, raises :class:`URDFError` with a
+one-line reason (urdfdom's own, for what it refuses).
 """
 from __future__ import annotations
 
 import math
-import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field
+import os
+import re
+import sys
+import tempfile
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from legion_bridge.calibration import rpy_to_matrix
 from legion_bridge.paths import urdf_path
 
 #: Robot models shipped in urdf/ (name -> file name).
@@ -48,24 +52,18 @@ class URDFError(ValueError):
 
 @dataclass(frozen=True)
 class JointSpec:
-    """One URDF joint: ``T_parent_child(q) = T(origin_xyz, origin_rpy) @ motion(axis, q)``."""
+    """One URDF joint: ``T_parent_child(q) = origin @ motion(axis, q)``."""
 
     name: str
-    type: str  # "revolute" | "continuous" | "prismatic" | "fixed"
+    type: str  # "revolute" | "continuous" | "prismatic" | "fixed" | "floating" | "planar"
     parent: str
     child: str
-    origin_xyz: np.ndarray
-    origin_rpy: np.ndarray
+    origin: np.ndarray  # 4x4 transform parent link -> joint frame at q = 0
     axis: np.ndarray  # unit vector in the joint (child) frame
     lower: float = -math.inf
     upper: float = math.inf
     velocity: float = math.inf
     effort: float = math.inf
-
-    @property
-    def origin(self) -> np.ndarray:
-        """4x4 transform parent -> joint frame at q = 0."""
-        return make_transform(self.origin_xyz, self.origin_rpy)
 
     @property
     def movable(self) -> bool:
@@ -105,7 +103,7 @@ class GripperSpec:
 
 @dataclass(frozen=True)
 class RobotModel:
-    """A 7-joint arm with a gripper and a tool-centre frame, as read from a URDF."""
+    """A 7-joint arm with a gripper and a tool-centre frame, as read from a URDF by pinocchio."""
 
     name: str
     urdf_file: Path | None
@@ -122,6 +120,8 @@ class RobotModel:
     tcp_link: str = TCP_LINK
     joints: dict = field(default_factory=dict, repr=False)  # every URDF joint by name
     links: tuple[str, ...] = ()  # every URDF link name
+    #: the whole URDF as pinocchio read it (pinocchio.Model: arm, fingers, every frame)
+    pin_model: object = field(default=None, repr=False, compare=False)
 
     @property
     def n_joints(self) -> int:
@@ -146,76 +146,6 @@ class RobotModel:
         return np.clip(np.asarray(q, dtype=np.float64), self.lower + margin, self.upper - margin)
 
 
-def make_transform(xyz, rpy) -> np.ndarray:
-    """4x4 homogeneous transform from a translation and URDF roll-pitch-yaw (Rz Ry Rx)."""
-    T = np.eye(4)
-    T[:3, :3] = rpy_to_matrix(rpy)
-    T[:3, 3] = np.asarray(xyz, dtype=np.float64).reshape(3)
-    return T
-
-
-def _floats(text: str | None, n: int, what: str, default: tuple | None = None) -> np.ndarray:
-    if text is None:
-        if default is None:
-            raise URDFError(f"{what}: missing")
-        return np.asarray(default, dtype=np.float64)
-    try:
-        v = np.array([float(s) for s in text.split()], dtype=np.float64)
-    except ValueError:
-        raise URDFError(f"{what}: not numbers: {text!r}") from None
-    if v.size != n or not np.all(np.isfinite(v)):
-        raise URDFError(f"{what}: needs {n} finite numbers, got {text!r}")
-    return v
-
-
-def _limit_attr(el, key: str, jname: str, default: float | None) -> float:
-    txt = el.get(key) if el is not None else None
-    if txt is None:
-        if default is None:
-            raise URDFError(f"joint {jname}: <limit> has no {key}")
-        return default
-    try:
-        v = float(txt)
-    except ValueError:
-        raise URDFError(f"joint {jname}: limit {key}={txt!r} is not a number") from None
-    if not math.isfinite(v):
-        raise URDFError(f"joint {jname}: limit {key}={txt!r} is not finite")
-    return v
-
-
-def _parse_joint(el) -> JointSpec:
-    name = el.get("name")
-    if not name:
-        raise URDFError("a <joint> has no name")
-    jtype = el.get("type")
-    if jtype not in ("revolute", "continuous", "prismatic", "fixed", "floating", "planar"):
-        raise URDFError(f"joint {name}: unknown type {jtype!r}")
-    parent, child = el.find("parent"), el.find("child")
-    if parent is None or child is None or not parent.get("link") or not child.get("link"):
-        raise URDFError(f"joint {name}: needs <parent link=...> and <child link=...>")
-    origin = el.find("origin")
-    xyz = _floats(origin.get("xyz") if origin is not None else None, 3, f"joint {name} origin xyz", (0, 0, 0))
-    rpy = _floats(origin.get("rpy") if origin is not None else None, 3, f"joint {name} origin rpy", (0, 0, 0))
-    axis_el = el.find("axis")
-    axis = _floats(axis_el.get("xyz") if axis_el is not None else None, 3, f"joint {name} axis", (1, 0, 0))
-    lower, upper, velocity, effort = -math.inf, math.inf, math.inf, math.inf
-    if jtype in ("revolute", "prismatic", "continuous"):
-        n = float(np.linalg.norm(axis))
-        if n < 1e-9:
-            raise URDFError(f"joint {name}: zero axis")
-        axis = axis / n
-        lim = el.find("limit")
-        if jtype in ("revolute", "prismatic"):
-            if lim is None:
-                raise URDFError(f"joint {name}: {jtype} joint without <limit>")
-            lower = _limit_attr(lim, "lower", name, 0.0)
-            upper = _limit_attr(lim, "upper", name, 0.0)
-        velocity = _limit_attr(lim, "velocity", name, None) if lim is not None else math.inf
-        effort = _limit_attr(lim, "effort", name, None) if lim is not None else math.inf
-    return JointSpec(name, jtype, parent.get("link"), child.get("link"), xyz, rpy, axis,
-                     lower, upper, velocity, effort)
-
-
 def resolve_urdf(name_or_path: str | Path) -> tuple[str, Path]:
     """(model name, file) for a shipped model name or a URDF path."""
     key = str(name_or_path)
@@ -228,40 +158,117 @@ def resolve_urdf(name_or_path: str | Path) -> tuple[str, Path]:
 
 
 def load_robot_model(name_or_path: str | Path = DEFAULT_MODEL) -> RobotModel:
-    """Parse a shipped model ("iiwa7", "iiwa14") or a URDF file into a :class:`RobotModel`."""
+    """Read a shipped model ("iiwa7", "iiwa14") or a URDF file into a :class:`RobotModel`."""
     name, path = resolve_urdf(name_or_path)
     try:
         text = Path(path).read_text()
     except FileNotFoundError:
         raise URDFError(f"URDF file not found: {path}") from None
     model = parse_urdf(text, source=str(path))
-    return RobotModel(**{**model.__dict__, "urdf_file": Path(path), "name": model.name or name})
+    return replace(model, urdf_file=Path(path), name=model.name or name)
+
+
+def _read_with_pinocchio(text: str, source: str):
+    """pinocchio.Model of URDF text; URDFError with urdfdom's reason when it refuses the file.
+
+    urdfdom reports why on the C stderr (pinocchio only raises "not a valid URDF model"), so that stream
+    is read while it parses; whatever it prints for a file it accepts is passed on.
+    """
+    import pinocchio as pin
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as err:
+        os.dup2(err.fileno(), 2)
+        try:
+            model, exc = pin.buildModelFromXML(text), None
+        except (ValueError, RuntimeError) as e:
+            model, exc = None, e
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        err.seek(0)
+        printed = err.read().decode(errors="replace")
+    if model is None:
+        raise URDFError(f"{source}: {_urdfdom_reason(printed) or exc}")
+    if printed:
+        sys.stderr.write(printed)
+    return model
+
+
+def _urdfdom_reason(printed: str) -> str:
+    """The first urdfdom error of its stderr, in this module's wording where one exists."""
+    lines = [ln.strip()[len("Error:"):].strip() for ln in printed.splitlines() if ln.strip().startswith("Error:")]
+    if not lines:
+        return ""
+    first = lines[0]
+    rules = (
+        (r"Joint \[(.+?)\] is of type (\w+) but it does not specify limits",
+         lambda m: f"joint {m[1]}: {m[2].lower()} joint without <limit>"),
+        (r"joint \[(.+?)\]: (\w+) value \((.*?)\) is not a valid float",
+         lambda m: f"joint {m[1]}: limit {m[2]}={m[3]!r} is "
+                   + ("not finite" if m[3].strip().lower().lstrip("+-") in ("nan", "inf", "infinity") else "not a number")),
+        (r"(child|parent) link \[(.+?)\] of joint \[(.+?)\] not found",
+         lambda m: f"joint {m[3]}: link {m[2]!r} is not defined"),
+        (r"XML_ERROR", lambda m: f"not well-formed XML ({first})"),
+    )
+    for pattern, say in rules:
+        m = re.search(pattern, first)
+        if m:
+            return say(m)
+    return first
+
+
+def _joint_type(jm) -> str:
+    kind = jm.shortname()[len("JointModel"):]
+    if kind.startswith(("RUB", "RevoluteUnbounded")):
+        return "continuous"
+    if kind.startswith(("R", "Revolute")):
+        return "revolute"
+    if kind.startswith(("Prismatic", "P")) and not kind.startswith("Planar"):
+        return "prismatic"
+    return {"FreeFlyer": "floating", "Planar": "planar"}.get(kind, kind.lower())
+
+
+def _joints_of(pin, pm) -> tuple[dict, tuple]:
+    """Every URDF joint of a pinocchio model as a :class:`JointSpec`, and every link name."""
+    frames = pm.frames
+    links = tuple(f.name for f in frames if f.type == pin.FrameType.BODY)
+    child_of = {f.parentFrame: f.name for f in frames if f.type == pin.FrameType.BODY}  # joint frame -> its link
+    data = pm.createData()
+    pin.computeJointJacobians(pm, data, pin.neutral(pm))
+    joints: dict[str, JointSpec] = {}
+    for fid, f in enumerate(frames):
+        if fid == 0 or f.type not in (pin.FrameType.JOINT, pin.FrameType.FIXED_JOINT):
+            continue
+        parent = frames[f.parentFrame]  # the parent link, placed in the same pinocchio joint as this one
+        if f.type == pin.FrameType.FIXED_JOINT:
+            origin = parent.placement.inverse() * f.placement
+            spec = dict(type="fixed", axis=np.array([1.0, 0.0, 0.0]))
+        else:
+            j = f.parentJoint
+            jm = pm.joints[j]
+            origin = parent.placement.inverse() * pm.jointPlacements[j]
+            jtype = _joint_type(jm)
+            S = pin.getJointJacobian(pm, data, j, pin.LOCAL)[:, jm.idx_v]  # motion of the joint in its own frame
+            axis = S[:3] if jtype == "prismatic" else S[3:]
+            iq, iv = jm.idx_q, jm.idx_v
+            spec = dict(type=jtype, axis=np.array(axis, dtype=np.float64),
+                        velocity=float(pm.velocityLimit[iv]), effort=float(pm.effortLimit[iv]))
+            if jtype in ("revolute", "prismatic"):
+                spec.update(lower=float(pm.lowerPositionLimit[iq]), upper=float(pm.upperPositionLimit[iq]))
+        joints[f.name] = JointSpec(name=f.name, parent=parent.name, child=child_of.get(fid, ""),
+                                   origin=np.array(origin.homogeneous), **spec)
+    return joints, links
 
 
 def parse_urdf(text: str, source: str = "<string>") -> RobotModel:
-    """Parse URDF text; raises :class:`URDFError` when it is not a usable 7-joint arm with a tcp."""
-    try:
-        root = ET.fromstring(text)
-    except ET.ParseError as exc:
-        raise URDFError(f"{source}: not well-formed XML ({exc})") from None
-    if root.tag != "robot":
-        raise URDFError(f"{source}: root element is <{root.tag}>, expected <robot>")
-    links = tuple(el.get("name") for el in root.findall("link"))
-    if len(set(links)) != len(links):
-        raise URDFError(f"{source}: duplicate link names")
-    joints: dict[str, JointSpec] = {}
-    by_child: dict[str, JointSpec] = {}
-    for el in root.findall("joint"):
-        j = _parse_joint(el)
-        if j.name in joints:
-            raise URDFError(f"joint {j.name}: defined twice")
-        for lk in (j.parent, j.child):
-            if lk not in links:
-                raise URDFError(f"joint {j.name}: link {lk!r} is not defined")
-        if j.child in by_child:
-            raise URDFError(f"link {j.child}: has two parent joints ({by_child[j.child].name}, {j.name})")
-        joints[j.name] = j
-        by_child[j.child] = j
+    """Read URDF text with pinocchio; raises :class:`URDFError` when it is not a usable 7-joint arm with a tcp."""
+    import pinocchio as pin  # here, not at the top: the nodes import this module's names without a model
+
+    pm = _read_with_pinocchio(text, source)
+    joints, links = _joints_of(pin, pm)
+    by_child = {j.child: j for j in joints.values()}
     for required in (BASE_LINK, TCP_LINK, FLANGE_LINK):
         if required not in links:
             raise URDFError(f"{source}: no link named {required!r} (the {'tool-centre' if required == TCP_LINK else 'base' if required == BASE_LINK else 'flange'} frame)")
@@ -274,8 +281,6 @@ def parse_urdf(text: str, source: str = "<string>") -> RobotModel:
             raise URDFError(f"{source}: {TCP_LINK!r} is not connected to {BASE_LINK!r} (link {link!r} has no parent joint)")
         chain.append(j)
         link = j.parent
-        if len(chain) > len(joints):
-            raise URDFError(f"{source}: kinematic loop")
     chain.reverse()
     movable = [j for j in chain if j.movable]
     names = tuple(j.name for j in movable)
@@ -316,7 +321,7 @@ def parse_urdf(text: str, source: str = "<string>") -> RobotModel:
         fingers=fingers,
     )
     return RobotModel(
-        name=root.get("name") or "",
+        name=pm.name or "",
         urdf_file=None,
         joint_names=names,
         lower=np.array([j.lower for j in movable]),
@@ -328,4 +333,5 @@ def parse_urdf(text: str, source: str = "<string>") -> RobotModel:
         tcp_from_flange=tcp_from_flange,
         joints=joints,
         links=links,
+        pin_model=pm,
     )
