@@ -18,6 +18,7 @@ from pathlib import Path
 import yaml
 
 from legion_bridge.paths import PACKAGE, config_path, default_agent_path
+from legion_policy.paths import resolve_sequence_path
 
 MODES = ("sim", "real")
 #: What the simulated graph runs without arguments (and ``make demo`` / ``legion-demo``): the shipped
@@ -193,17 +194,6 @@ def convert(value: str, value_type: str):
         except ValueError:
             raise ValueError(f"expected {'a number' if value_type == 'float' else 'an integer'}, got {value!r}") from None
     raise ValueError(f"unknown value type {value_type!r}")
-
-
-def resolve_sequence_path(name: str) -> Path:
-    """A sequence file as given, else under the package's config/ or config/sequences/."""
-    p = Path(name)
-    if p.is_file() or p.is_absolute():
-        return p
-    for cand in (config_path(name), config_path("sequences", name)):
-        if cand.is_file():
-            return cand
-    return p
 
 
 def sequence_scene(path: str | Path) -> str:

@@ -10,7 +10,6 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Float32MultiArray, MultiArrayDimension
 
@@ -61,10 +60,6 @@ def subscribe_command(node, msg_type, topic: str, callback, window_s: float = DU
 
 OK, WARN, ERROR, STALE = (DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR, DiagnosticStatus.STALE)
 
-
-def declare(node, name: str, default: Any, description: str, read_only: bool = False) -> Any:
-    """Declare a parameter with a description and return its value."""
-    return node.declare_parameter(name, default, ParameterDescriptor(description=description, read_only=read_only)).value
 
 
 # --- labelled Float32MultiArray -------------------------------------------------
