@@ -343,7 +343,7 @@ class Sim2RealCore:
         # the acceleration interval is the policy period (actions are paced by the policy's timer), not the
         # gap between this node's clock readings: in the simulated graph that clock advances in /clock ticks
         # (5 ms) and reads 5-20 ms between actions 12.5 ms apart, and a min(period, gap) only ever shrank
-        # the allowance (reach through the graph within 150 steps: 15/20 and 17/20 -> 19/20 and 18/20, docs/benchmarks.md)
+        # the allowance (it cost reach through the graph within 150 steps a few of 20 episodes: bench_transfer)
         res = self.envelope.limit_command(q_meas, ik.q, v_prev, cfg.horizon_s, cfg.period_s, q_reference=q_ref,
                                           reference_lead_s=cfg.reference_lead_s)
         if isinstance(res, Rejection):
