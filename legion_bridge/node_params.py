@@ -16,7 +16,7 @@ from legion_bridge.real2sim import Real2SimConfig
 from legion_bridge.safety import DEFAULT_ACCELERATION_LIMIT, SafetyLimits
 from legion_bridge.sim2real import TARGET_BASES, Sim2RealConfig
 from legion_policy.observation_layout import LAYOUTS, METAWORLD_CONTROL_PERIOD_S
-from legion_policy.params import NON_NEGATIVE, POSITIVE, NodeParams, ParamSpec, Range, merge
+from legion_policy.params import NON_NEGATIVE, POSITIVE, NodeParams, ParamSpec, Range, merge, topics
 
 #: real-arm period used when limits.yaml is not loaded: four training steps (same displacement per step)
 DEFAULT_REAL_PERIOD_S = 4 * METAWORLD_CONTROL_PERIOD_S
@@ -30,11 +30,6 @@ _R2S = Real2SimConfig()
 _S2R = Sim2RealConfig()
 _LIMIT = {f.name: f.default for f in dataclasses.fields(SafetyLimits) if f.default is not dataclasses.MISSING}
 _MODEL_JOINTS = "the robot model's joint names, joint_a1..joint_a7"
-
-
-def topic(name: str, default: str, description: str) -> ParamSpec:
-    """A topic-name parameter (defaults of config/topics.yaml; a driver profile renames the arm's)."""
-    return ParamSpec(name, "string", default, description)
 
 
 #: Robot model and calibration (config/calibration.yaml) of real2sim and sim2real
@@ -91,11 +86,8 @@ REAL2SIM = NodeParams("real2sim", merge(CELL, PERIOD, (
     ParamSpec("default_binding", "string", "", "binding JSON used until /legion/binding arrives ('' = wait)"),
     ParamSpec("tracked_objects", "string[]", ["object", "goal"],
               "tracked object names (PoseStamped on <prefix>/<name>/pose)"),
-    topic("joint_states_topic", "/joint_states", "sensor_msgs/JointState of the arm"),
-    topic("gripper_state_topic", "/gripper/joint_states", "sensor_msgs/JointState: finger gap [m]"),
-    topic("object_pose_prefix", "/objects", "object poses on <prefix>/<name>/pose"),
-    topic("observation_topic", "/legion/observation", "std_msgs/Float32MultiArray observations"),
-    topic("binding_topic", "/legion/binding", "std_msgs/String binding JSON (latched)"),
+    *topics(joint_states_topic="in", gripper_state_topic="in", object_pose_prefix="in", observation_topic="out",
+            binding_topic="in"),
     ParamSpec("diagnostics_period_s", "double", 0.5, "diagnostics period [s]"),
 )))
 
@@ -144,14 +136,10 @@ SIM2REAL = NodeParams("sim2real", merge(CELL, PERIOD, (
               "motion allowed at start (the real robot starts disabled; launch argument `enable`)"),
     arm_joint_names("the arm's joints A1..A7 as the driver names them on its topics, in that order "
                     "(driver profile, config/drivers/<driver>.yaml)"),
-    topic("joint_states_topic", "/joint_states", "sensor_msgs/JointState of the arm"),
-    topic("action_topic", "/legion/action", "std_msgs/Float32MultiArray actions"),
-    topic("enable_topic", "/legion/enable", "std_msgs/Bool: motion allowed"),
-    topic("joint_trajectory_topic", "/iiwa_arm_controller/joint_trajectory", "JointTrajectory commands"),
-    topic("position_command_topic", "/forward_position_controller/commands", "Float64MultiArray commands"),
-    topic("gripper_command_topic", "/gripper/command", "std_msgs/Float64 gripper command"),
-    topic("binding_topic", "/legion/binding", "std_msgs/String binding JSON (latched): its finger_yaw_deg"),
-    topic("observation_topic", "/legion/observation", "observations (watchdog: policy vs input stall)"),
+    *topics(joint_states_topic="in", action_topic="in", enable_topic="in", joint_trajectory_topic="out",
+            position_command_topic="out", gripper_command_topic="out",
+            binding_topic="in: its finger_yaw_deg",
+            observation_topic="in, only watched: tells the watchdog a policy stall from an input stall"),
     ParamSpec("diagnostics_period_s", "double", 0.5, "diagnostics period [s]"),
 )))
 
@@ -159,16 +147,13 @@ DESCRIPTION = NodeParams("description", (
     ParamSpec("robot_model", "string", "iiwa7", "iiwa7 | iiwa14 | path of a URDF (with the gripper)"),
     arm_joint_names("the arm's joints A1..A7 as the driver names them on its topics, in that order "
                     "(driver profile, config/drivers/<driver>.yaml)"),
-    topic("robot_description_topic", "/robot_description",
-          "std_msgs/String (transient local): the URDF with the driver's joint names"),
+    *topics(robot_description_topic="out"),
     ParamSpec("publish_robot_joint_states", "bool", False,
               "also publish arm + finger joint states on robot_joint_states_topic (launch argument `rviz`)"),
-    topic("robot_joint_states_topic", "/legion/robot_joint_states",
-          "sensor_msgs/JointState out: the arm's joints (driver names) and the finger joints"),
+    *topics(robot_joint_states_topic="out"),
     ParamSpec("robot_joint_states_rate_hz", "double", 30.0, "largest rate of robot_joint_states_topic [Hz]",
               constraints="> 0 with publish_robot_joint_states"),
-    topic("joint_states_topic", "/joint_states", "sensor_msgs/JointState of the arm (in)"),
-    topic("gripper_state_topic", "/gripper/joint_states", "sensor_msgs/JointState of the gripper: finger gap [m] (in)"),
+    *topics(joint_states_topic="in", gripper_state_topic="in"),
 ))
 
 #: What a ``$name`` entry of a topic list declares (monitor, recorder).

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from legion_bridge.node_params import CELL, FRACTION, arm_joint_names, topic
+from legion_bridge.node_params import CELL, FRACTION, arm_joint_names
 from legion_bridge.sim.cell import SCENES
 from legion_bridge.sim.sim_arm import SimArmConfig
-from legion_policy.params import NON_NEGATIVE, POSITIVE, NodeParams, ParamSpec, merge
+from legion_policy.params import NON_NEGATIVE, POSITIVE, NodeParams, ParamSpec, merge, topics
 
 _SIM = SimArmConfig()
 
@@ -46,14 +46,9 @@ SIM_ARM = NodeParams("sim_arm", merge((
               "joint acceleration limit of the position controller's setpoint [rad/s^2]", range=POSITIVE),
     ParamSpec("velocity_fraction", "double", _SIM.velocity_fraction,
               "fraction of the datasheet joint velocity limits the setpoint may use", range=FRACTION),
-    topic("joint_states_topic", "/joint_states", "sensor_msgs/JointState out"),
-    topic("gripper_state_topic", "/gripper/joint_states", "gripper JointState out (finger gap)"),
-    topic("gripper_command_topic", "/gripper/command", "std_msgs/Float64 in [-1, 1] in"),
-    topic("object_pose_prefix", "/objects", "PoseStamped out on <prefix>/<object>/pose"),
-    topic("joint_trajectory_topic", "/iiwa_arm_controller/joint_trajectory", "JointTrajectory in (JTC)"),
-    topic("position_command_topic", "/forward_position_controller/commands", "Float64MultiArray in"),
-    topic("sim_success_topic", "/sim/success", "std_msgs/String JSON out"),
-    topic("sim_reset_topic", "/sim/reset", "std_msgs/String in"),
+    *topics(joint_states_topic="out", gripper_state_topic="out", gripper_command_topic="in",
+            object_pose_prefix="out", joint_trajectory_topic="in", position_command_topic="in",
+            sim_success_topic="out", sim_reset_topic="in"),
 ), tuple(dataclasses.replace(p, default=None, computed="config/calibration.yaml's value") for p in CELL[1:]), (
     arm_joint_names("the arm's joints A1..A7 as the stood-in driver names them, in that order (config/drivers/)"),
 )))

@@ -1,11 +1,11 @@
 """The parameters of the policy and sequencer nodes, defined once (see :mod:`legion_policy.params`).
 
-The nodes declare from these; docs/architecture.md's tables are generated from them. Topic
-defaults are those of config/topics.yaml.
+The nodes declare from these; docs/architecture.md's tables are generated from them. The topic
+parameters are :data:`legion_policy.params.GRAPH_TOPICS`' (defaults of config/topics.yaml).
 """
 from __future__ import annotations
 
-from legion_policy.params import NodeParams, ParamSpec, Range
+from legion_policy.params import NodeParams, ParamSpec, Range, topics
 from legion_policy.policy import DEFAULT_SIMILARITY_THRESHOLD
 from legion_policy.sequencer import DEFAULT_K_CONSECUTIVE, DEFAULT_SETTLE_S, DEFAULT_TIMEOUT_S
 
@@ -33,12 +33,9 @@ POLICY = NodeParams("policy", (
     ParamSpec("trace_network", "bool", True,
               "run a frozen TorchScript trace when it equals the eager network bit for bit"),
     ParamSpec("diagnostics_period_s", "double", 1.0, "period of the /diagnostics report [s]"),
-    ParamSpec("observation_topic", "string", "/legion/observation", "labelled observation in"),
-    ParamSpec("action_topic", "string", "/legion/action", "action out (dx, dy, dz, gripper)"),
-    ParamSpec("task_topic", "string", "/legion/task",
-              "skill name or instruction in (from latched publishers and `ros2 topic pub` alike)"),
-    ParamSpec("binding_topic", "string", "/legion/binding",
-              "object binding (JSON, latched): watched, and published for a task that comes without one"),
+    *topics(observation_topic="in", action_topic="out",
+            task_topic="in, from latched publishers and `ros2 topic pub` alike",
+            binding_topic="in, and out: the skill's default binding for a task that comes without one"),
     ParamSpec("default_binding_grace_s", "double", 0.5,
               "a task whose skill has no binding on binding_topic within this time gets the skill's default "
               "binding published (an operator's `ros2 topic pub` of a task; a sequencer sends its own binding "
@@ -76,9 +73,6 @@ SEQUENCER = NodeParams("sequencer", (
               "the observations flow)"),
     ParamSpec("tick_period_s", "double", 0.05, "period of the timeout check [s]"),
     ParamSpec("diagnostics_period_s", "double", 0.5, "period of the progress report on /diagnostics [s]"),
-    ParamSpec("observation_topic", "string", "/legion/observation", "labelled observation in"),
-    ParamSpec("task_topic", "string", "/legion/task", "task out (latched)"),
-    ParamSpec("binding_topic", "string", "/legion/binding", "object binding out (JSON, latched)"),
-    ParamSpec("enable_topic", "string", "/legion/enable", "enable out (latched)"),
-    ParamSpec("action_topic", "string", "/legion/action", "policy actions (only watched: is it up?)"),
+    *topics(observation_topic="in", task_topic="out, latched", binding_topic="out", enable_topic="out, latched",
+            action_topic="in, only watched: is the policy up?"),
 ))

@@ -15,7 +15,7 @@ robot model's joint names) is ``None`` in the spec, with ``computed`` saying wha
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Sequence
 
 #: Parameter types, named as ``ros2 param describe`` names them (double = Python float).
@@ -234,3 +234,53 @@ def _cell(text: str) -> str:
 def merge(*groups: Sequence[ParamSpec]) -> tuple[ParamSpec, ...]:
     """Concatenate groups of specs (shared groups, e.g. the calibration keys) into one node's tuple."""
     return tuple(p for g in groups for p in g)
+
+
+# --- the graph's topic parameters ------------------------------------------------------------------
+
+
+def _topic(name: str, default: str, carries: str) -> ParamSpec:
+    return ParamSpec(name, "string", default, carries)
+
+
+#: Every topic-name parameter of the graph, defined once: its name, its default (config/topics.yaml's;
+#: a driver profile renames the arm's) and the message it carries. A node's spec takes the ones it
+#: uses with :func:`topics`, saying which way each goes for that node.
+GRAPH_TOPICS = NodeParams("graph topics", (
+    _topic("joint_states_topic", "/joint_states", "sensor_msgs/JointState of the arm"),
+    _topic("gripper_state_topic", "/gripper/joint_states", "sensor_msgs/JointState of the gripper: finger gap [m]"),
+    _topic("gripper_command_topic", "/gripper/command", "std_msgs/Float64 gripper command in [-1, 1]"),
+    _topic("object_pose_prefix", "/objects", "geometry_msgs/PoseStamped object poses on <prefix>/<object>/pose"),
+    _topic("joint_trajectory_topic", "/iiwa_arm_controller/joint_trajectory",
+           "trajectory_msgs/JointTrajectory arm commands, for the joint trajectory controller"),
+    _topic("position_command_topic", "/forward_position_controller/commands",
+           "std_msgs/Float64MultiArray arm joint positions, for the forward position controller"),
+    _topic("observation_topic", "/legion/observation", "std_msgs/Float32MultiArray labelled observations"),
+    _topic("action_topic", "/legion/action", "std_msgs/Float32MultiArray actions: dx, dy, dz, gripper"),
+    _topic("task_topic", "/legion/task", "std_msgs/String: a skill name, an instruction or 'stop'"),
+    _topic("binding_topic", "/legion/binding", "std_msgs/String object binding JSON, latched"),
+    _topic("enable_topic", "/legion/enable", "std_msgs/Bool: motion allowed"),
+    _topic("sim_success_topic", "/sim/success", "std_msgs/String JSON: per-task success in the sim cell"),
+    _topic("sim_reset_topic", "/sim/reset", "std_msgs/String: reset the sim cell (task or scene name)"),
+    _topic("robot_description_topic", "/robot_description",
+           "std_msgs/String, transient local: the URDF with the driver's joint names"),
+    _topic("robot_joint_states_topic", "/legion/robot_joint_states",
+           "sensor_msgs/JointState: the arm's joints (driver names) and the finger joints"),
+))
+
+
+def topics(**ways: str) -> tuple[ParamSpec, ...]:
+    """The topic parameters of :data:`GRAPH_TOPICS` a node uses, in the order given, each keyword saying
+    which way that topic goes for the node ("in", "out", "in, only watched: ...")::
+
+        topics(joint_states_topic="in", observation_topic="out")
+
+    The description is the shared one with the node's way after it.
+    """
+    out = []
+    for name, way in ways.items():
+        if not way.strip():
+            raise ValueError(f"topic parameter {name!r}: say which way it goes (in, out, ...)")
+        p = GRAPH_TOPICS[name]
+        out.append(replace(p, description=f"{p.description} ({way})"))
+    return tuple(out)
