@@ -2,7 +2,7 @@
 
 real2sim, sim2real, description, monitor and recorder declare from these (sim_arm from
 :mod:`legion_bridge.sim_arm_params`, which needs the MuJoCo cell: the real arm's nodes do not)
-(``legion_policy.nodes.parameters.declarer``); docs/architecture.md's tables are generated from
+(``legion_policy.nodes.parameters.declare_all``); docs/architecture.md's tables are generated from
 them (``python -m legion_bridge.param_docs``). Defaults are the nodes' own: the graph's parameter
 files (config/topics.yaml, limits.yaml, calibration.yaml, the node's file, the driver profile and
 the mode) set most of them. ROS-free.
@@ -33,7 +33,7 @@ _MODEL_JOINTS = "the robot model's joint names, joint_a1..joint_a7"
 
 
 #: Robot model and calibration (config/calibration.yaml) of real2sim and sim2real
-#: (``bridge_params.declare_cell``); sim_arm takes the calibration's defaults from the file itself.
+#: (``bridge_params.hand_frames``); sim_arm takes the calibration's defaults from the file itself.
 #: (Only the ``constraints`` texts document rules: legion_bridge.calibration checks them.)
 CELL = (
     ParamSpec("robot_model", "string", "iiwa7", "iiwa7 | iiwa14 | path of a URDF"),
@@ -52,7 +52,7 @@ CELL = (
 )
 assert tuple(p.name for p in CELL[1:]) == CALIBRATION_KEYS
 
-#: The policy period of the mode (``bridge_params.declare_period``; limits.yaml, modes/<mode>.yaml).
+#: The policy period of the mode (``bridge_params.policy_period``; limits.yaml, modes/<mode>.yaml).
 PERIOD = (
     ParamSpec("legion_mode", "string", "sim", "sim | real (set by config/modes/<mode>.yaml)", choices=LEGION_MODES),
     ParamSpec("policy_period_sim_s", "double", METAWORLD_CONTROL_PERIOD_S,

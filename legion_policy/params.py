@@ -2,7 +2,7 @@
 
 Each node's parameters are one :class:`NodeParams` (``legion_policy.node_params`` for the policy and
 the sequencer, ``legion_bridge.node_params`` for the bridge's nodes). The node declares every
-parameter from it (``legion_policy.nodes.parameters.declarer``: the description, the range and the
+parameter from it (``legion_policy.nodes.parameters.declare_all``: the description, the range and the
 constraints reach ``ros2 param describe``), and the parameter tables of docs/architecture.md are
 generated from the same objects (``python -m legion_bridge.param_docs``). ROS-free: plain pytest
 and the docs generator import it without rclpy.
@@ -11,6 +11,9 @@ A :class:`ParamSpec`'s ``range`` is enforced where the parameter is declared (an
 ``ros2 param set``); ``choices`` and ``constraints`` are documented there and checked by the node or
 its core, as before. A default the node can only compute at start (the shipped agent's path, the
 robot model's joint names) is ``None`` in the spec, with ``computed`` saying what it is.
+
+The graph's topic parameters are defined once, in :data:`GRAPH_TOPICS`; a node's spec takes the ones
+it uses with :func:`topics`.
 """
 from __future__ import annotations
 

@@ -19,29 +19,26 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import String
 
 from legion_bridge.node_params import DESCRIPTION
-from legion_bridge.nodes.bridge_params import declare_joint_names
+from legion_bridge.nodes.bridge_params import ModelOf, joint_names
 from legion_bridge.robot.description import robot_description
-from legion_bridge.robot.urdf_model import GRIPPER_GAP_JOINT, load_robot_model
-from legion_policy.nodes.parameters import declarer
+from legion_bridge.robot.urdf_model import GRIPPER_GAP_JOINT
+from legion_policy.nodes.parameters import declare_all
 from legion_policy.ros_io import LATCHED_QOS, STREAM_QOS, run_node
 
 
 class DescriptionNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("description", **kwargs)
-        d = declarer(self, DESCRIPTION)
-        robot_model = str(d("robot_model"))
-        self.model = load_robot_model(robot_model)
-        self.names = declare_joint_names(self, DESCRIPTION, self.model)
-        topic = d("robot_description_topic")
-        self.urdf = robot_description(robot_model, self.names.driver)
+        model = ModelOf()
+        p = declare_all(self, DESCRIPTION, arm_joint_names=model.joint_names)
+        self.model = model(p)
+        self.names = joint_names(p, self.model)
+        topic = p.robot_description_topic
+        self.urdf = robot_description(str(p.robot_model), self.names.driver)
         self.pub = self.create_publisher(String, topic, LATCHED_QOS)
         self.pub.publish(String(data=self.urdf))
-        joints = d("publish_robot_joint_states")
-        out_topic = d("robot_joint_states_topic")
-        rate = float(d("robot_joint_states_rate_hz"))
-        js_topic = d("joint_states_topic")
-        grip_topic = d("gripper_state_topic")
+        joints, out_topic = p.publish_robot_joint_states, p.robot_joint_states_topic
+        rate = float(p.robot_joint_states_rate_hz)
         if joints:
             if not rate > 0:
                 raise ValueError(f"robot_joint_states_rate_hz must be > 0, got {rate}")
@@ -50,8 +47,8 @@ class DescriptionNode(Node):
             self._fingers = list(self.model.gripper.finger_joint_names)
             self._finger_q = list(self.model.gripper.finger_positions(0.0))
             self.js_pub = self.create_publisher(JointState, out_topic, STREAM_QOS)
-            self.create_subscription(JointState, js_topic, self._on_arm, STREAM_QOS)
-            self.create_subscription(JointState, grip_topic, self._on_gripper, STREAM_QOS)
+            self.create_subscription(JointState, p.joint_states_topic, self._on_arm, STREAM_QOS)
+            self.create_subscription(JointState, p.gripper_state_topic, self._on_gripper, STREAM_QOS)
         self.get_logger().info(
             f"description: {self.model.name} on {topic} (joints {', '.join(self.names.driver)}"
             + (f"; joint states for robot_state_publisher on {out_topic})" if joints else ")"))

@@ -15,18 +15,15 @@ from rclpy.node import Node
 
 from legion_bridge.node_params import MONITOR, named_topic
 from legion_bridge.topic_rates import RateTracker, parse_topic_spec
-from legion_policy.nodes.parameters import declare_spec, declarer
+from legion_policy.nodes.parameters import declare_all, declare_spec
 from legion_policy.ros_io import ERROR, OK, STREAM_QOS, WARN, diagnostic_array, diagnostic_status, run_node
 
 
 class MonitorNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("monitor", **kwargs)
-        d = declarer(self, MONITOR)
-        specs = d("topics")
-        expected = d("expected_rates_hz", [0.0] * len(specs))
-        self.tolerance = d("tolerance")
-        period = d("period_s")
+        p = declare_all(self, MONITOR, expected_rates_hz=lambda v: [0.0] * len(v.topics))
+        specs, expected, self.tolerance, period = p.topics, p.expected_rates_hz, p.tolerance, p.period_s
         if len(expected) != len(specs):
             raise ValueError(f"expected_rates_hz has {len(expected)} entries for {len(specs)} topics")
         self.watch: list[tuple[str, float, RateTracker]] = []

@@ -17,11 +17,11 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float32MultiArray, String
 
 from legion_bridge.node_params import REAL2SIM
-from legion_bridge.nodes.bridge_params import declare_cell, declare_joint_names, declare_period, stamp_s
+from legion_bridge.nodes.bridge_params import ModelOf, hand_frames, joint_names, policy_period, stamp_s
 from legion_bridge.real2sim import Real2SimConfig, Real2SimCore
 from legion_bridge.robot.urdf_model import GRIPPER_GAP_JOINT
 from legion_policy.agent_format import AgentFormatError, read_agent_layout
-from legion_policy.nodes.parameters import declarer
+from legion_policy.nodes.parameters import declare_all
 from legion_policy.observation_layout import LAYOUTS, get_layout
 from legion_policy.ros_io import (ERROR, LATCHED_QOS, OK, STREAM_QOS, WARN, diagnostic_array, diagnostic_status,
                                   observation_to_msg, run_node)
@@ -37,21 +37,14 @@ def _inputs(stale: list[str]) -> list[str]:
 class Real2SimNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("real2sim", **kwargs)
-        hand = declare_cell(self, REAL2SIM)
-        self.period = declare_period(self, REAL2SIM)
-        d = declarer(self, REAL2SIM)
-        cfg = Real2SimConfig(
-            period_s=self.period,
-            max_joint_state_age_s=d("max_joint_state_age_s"),
-            max_gripper_age_s=d("max_gripper_age_s"),
-            max_object_age_s=d("max_object_age_s"),
-            max_future_stamp_s=d("max_future_stamp_s"),
-            gripper_gap_scale=d("gripper_gap_scale"),
-            gripper_gap_offset_m=d("gripper_gap_offset_m"),
-            restart_after_periods=d("restart_after_periods"),
-        )
-        agent_path = d("agent_path")
-        layout_name = d("layout")
+        model = ModelOf()
+        p = declare_all(self, REAL2SIM, arm_joint_names=model.joint_names)
+        hand = hand_frames(p, model(p))
+        self.period = policy_period(p)
+        cfg = Real2SimConfig(period_s=self.period, **p.pick(
+            "max_joint_state_age_s", "max_gripper_age_s", "max_object_age_s", "max_future_stamp_s",
+            "gripper_gap_scale", "gripper_gap_offset_m", "restart_after_periods"))
+        agent_path, layout_name = p.agent_path, p.layout
         if agent_path:
             try:
                 self.layout = read_agent_layout(agent_path)
@@ -61,18 +54,13 @@ class Real2SimNode(Node):
             self.layout = get_layout(layout_name)
         else:
             raise ValueError(f"unknown observation layout {layout_name!r}; known: {sorted(LAYOUTS)}")
-        joint_names = declare_joint_names(self, REAL2SIM, hand.kin.model)  # the driver's names, A1..A7
-        self.core = Real2SimCore(hand, self.layout, cfg, joint_names.driver, GRIPPER_GAP_JOINT)
-        default_binding = d("default_binding")
-        if default_binding and not self.core.on_binding(default_binding):
+        names = joint_names(p, hand.kin.model)  # the driver's names, A1..A7
+        self.core = Real2SimCore(hand, self.layout, cfg, names.driver, GRIPPER_GAP_JOINT)
+        if p.default_binding and not self.core.on_binding(p.default_binding):
             raise ValueError(f"default_binding: {self.core.last_rejection}")
-        objects = d("tracked_objects")
-
-        js_topic = d("joint_states_topic")
-        grip_topic = d("gripper_state_topic")
-        prefix = d("object_pose_prefix")
-        obs_topic = d("observation_topic")
-        binding_topic = d("binding_topic")
+        objects = p.tracked_objects
+        js_topic, grip_topic, prefix = p.joint_states_topic, p.gripper_state_topic, p.object_pose_prefix
+        obs_topic, binding_topic = p.observation_topic, p.binding_topic
         # what each input of the core is called on the graph (diagnostics name the topic to check)
         self._input_topics = {"joint_states": js_topic, "gripper": grip_topic,
                               "binding": f"{binding_topic} (publish a task or start a sequence)"}
@@ -86,7 +74,7 @@ class Real2SimNode(Node):
             self.create_subscription(PoseStamped, f"{prefix.rstrip('/')}/{name}/pose",
                                      lambda m, n=name: self._on_pose(n, m), STREAM_QOS)
         self.create_timer(self.period, self._on_tick)
-        self.create_timer(float(d("diagnostics_period_s")), self.publish_diagnostics)
+        self.create_timer(float(p.diagnostics_period_s), self.publish_diagnostics)
         self._next_due: float | None = None
         self._stale: list[str] = []
         self._rejected_seen = 0

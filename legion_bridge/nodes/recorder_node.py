@@ -27,7 +27,7 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from legion_bridge.node_params import RECORDER, named_topic
-from legion_policy.nodes.parameters import declare_spec, declarer
+from legion_policy.nodes.parameters import declare_all, declare_spec
 from legion_policy.ros_io import DUPLICATE_WINDOW_S, run_node
 
 #: history depth of a stream subscription (200 Hz joint states: one second of messages)
@@ -46,11 +46,9 @@ class RecorderNode(Node):
         from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
         from rosbags.typesys import Stores, get_typestore
 
-        d = declarer(self, RECORDER)
-        bag = str(d("bag_path"))
-        specs = list(d("topics"))
-        prefixes = list(d("topic_prefixes"))
-        period = float(d("discovery_period_s"))  # > 0: the spec's range
+        p = declare_all(self, RECORDER)
+        bag, specs, prefixes = str(p.bag_path), list(p.topics), list(p.topic_prefixes)
+        period = float(p.discovery_period_s)  # > 0: the spec's range
         self.wanted = {t for t in (self._topic_of(s) for s in specs) if t}
         self.prefixes = [p.rstrip("/") + "/" for p in (self._topic_of(s) for s in prefixes) if p]
         for t in sorted(self.wanted) + self.prefixes:

@@ -21,10 +21,10 @@ from std_msgs.msg import Bool, Float32MultiArray, Float64, Float64MultiArray, St
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from legion_bridge.node_params import COMMAND_INTERFACES, SIM2REAL
-from legion_bridge.nodes.bridge_params import declare_cell, declare_joint_names, declare_period, stamp_s
+from legion_bridge.nodes.bridge_params import ModelOf, hand_frames, joint_names, policy_period, stamp_s
 from legion_bridge.safety import DEFAULT_ACCELERATION_LIMIT, SafetyLimits
 from legion_bridge.sim2real import Command, Sim2RealConfig, Sim2RealCore
-from legion_policy.nodes.parameters import declarer
+from legion_policy.nodes.parameters import declare_all
 from legion_policy.ros_io import (ERROR, LATCHED_QOS, OK, STREAM_QOS, WARN, diagnostic_array, diagnostic_status,
                                   run_node, subscribe_command)
 
@@ -32,66 +32,48 @@ from legion_policy.ros_io import (ERROR, LATCHED_QOS, OK, STREAM_QOS, WARN, diag
 class Sim2RealNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("sim2real", **kwargs)
-        hand = declare_cell(self, SIM2REAL)
-        period = declare_period(self, SIM2REAL)
-        d = declarer(self, SIM2REAL)
-        horizon_periods = d("command_horizon_periods")
-        cfg = Sim2RealConfig(
-            period_s=period, horizon_s=period * float(horizon_periods),
-            target_base=d("target_base"),
-            max_target_lead_m=d("max_target_lead_m"),
-            action_timeout_periods=d("action_timeout_periods"),
-            joint_state_timeout_periods=d("joint_state_timeout_periods"),
-            ik_position_tolerance_m=d("ik_position_tolerance_m"),
-            action_watchdog_disables=d("action_watchdog_disables"),
-            reference_lead_s=d("reference_lead_s"),
-            finger_yaw_rate_deg_s=d("finger_yaw_rate_deg_s"),
-            finger_yaw_acceleration_deg_s2=d("finger_yaw_acceleration_deg_s2"),
-        )
-        model = hand.kin.model
-        limit_params = {
-            "acceleration_limits": d("acceleration_limits", [DEFAULT_ACCELERATION_LIMIT] * model.n_joints),
-            **{name: d(name) for name in ("position_margin", "velocity_scale", "box_tolerance_m",
-                                          "max_joint_state_age_s", "max_future_stamp_s", "measured_limit_tolerance")},
-        }
-        limits = SafetyLimits.from_model(model, hand.calibration.workspace_min, hand.calibration.workspace_max,
-                                         limit_params)
-        self.interface = d("command_interface")
+        model = ModelOf()
+        p = declare_all(self, SIM2REAL, arm_joint_names=model.joint_names,
+                        acceleration_limits=lambda v: [DEFAULT_ACCELERATION_LIMIT] * model(v).n_joints)
+        hand = hand_frames(p, model(p))
+        period = policy_period(p)
+        cfg = Sim2RealConfig(period_s=period, horizon_s=period * float(p.command_horizon_periods), **p.pick(
+            "target_base", "max_target_lead_m", "action_timeout_periods", "joint_state_timeout_periods",
+            "ik_position_tolerance_m", "action_watchdog_disables", "reference_lead_s", "finger_yaw_rate_deg_s",
+            "finger_yaw_acceleration_deg_s2"))
+        limit_params = p.pick("acceleration_limits", "position_margin", "velocity_scale", "box_tolerance_m",
+                              "max_joint_state_age_s", "max_future_stamp_s", "measured_limit_tolerance")
+        limits = SafetyLimits.from_model(hand.kin.model, hand.calibration.workspace_min,
+                                         hand.calibration.workspace_max, limit_params)
+        self.interface = p.command_interface
         if self.interface not in COMMAND_INTERFACES:
             raise ValueError(f"command_interface must be one of {COMMAND_INTERFACES}, got {self.interface!r}")
-        enabled = bool(d("start_enabled"))
+        enabled = bool(p.start_enabled)
         self.core = Sim2RealCore(hand, limits, cfg, enabled=enabled)
-        self.names = declare_joint_names(self, SIM2REAL, model)  # the driver's names on its topics
+        self.names = joint_names(p, hand.kin.model)  # the driver's names on its topics
         self.joint_names = list(self.names.driver)
 
-        js_topic = d("joint_states_topic")
-        action_topic = d("action_topic")
-        enable_topic = self.enable_topic = d("enable_topic")
-        traj_topic = d("joint_trajectory_topic")
-        pos_topic = d("position_command_topic")
-        grip_topic = d("gripper_command_topic")
+        self.enable_topic = p.enable_topic
         if self.interface == "trajectory":
-            self.cmd_pub = self.create_publisher(JointTrajectory, traj_topic, 10)
+            self.cmd_pub = self.create_publisher(JointTrajectory, p.joint_trajectory_topic, 10)
         else:
-            self.cmd_pub = self.create_publisher(Float64MultiArray, pos_topic, 10)
-        self.grip_pub = self.create_publisher(Float64, grip_topic, 10)
+            self.cmd_pub = self.create_publisher(Float64MultiArray, p.position_command_topic, 10)
+        self.grip_pub = self.create_publisher(Float64, p.gripper_command_topic, 10)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.create_subscription(JointState, js_topic, self._on_joint_state, STREAM_QOS)
-        self.create_subscription(Float32MultiArray, action_topic, self._on_action, STREAM_QOS)
-        subscribe_command(self, Bool, enable_topic, self._on_enable)  # latched publishers and `ros2 topic pub`
-        binding_topic = d("binding_topic")
-        self.create_subscription(String, binding_topic, self._on_binding, LATCHED_QOS)
+        self.create_subscription(JointState, p.joint_states_topic, self._on_joint_state, STREAM_QOS)
+        self.create_subscription(Float32MultiArray, p.action_topic, self._on_action, STREAM_QOS)
+        subscribe_command(self, Bool, p.enable_topic, self._on_enable)  # latched publishers and `ros2 topic pub`
+        self.create_subscription(String, p.binding_topic, self._on_binding, LATCHED_QOS)
         # observations only tell the watchdog whether the policy or its input stalled
-        obs_topic = d("observation_topic")
-        self.create_subscription(Float32MultiArray, obs_topic, lambda _m: self.core.on_observation(self._now()),
-                                 STREAM_QOS)
+        self.create_subscription(Float32MultiArray, p.observation_topic,
+                                 lambda _m: self.core.on_observation(self._now()), STREAM_QOS)
         self.create_timer(period, self._on_tick)
-        self.create_timer(float(d("diagnostics_period_s")), self.publish_diagnostics)
+        self.create_timer(float(p.diagnostics_period_s), self.publish_diagnostics)
         self._rejected_seen = 0
         self.get_logger().info(
-            f"sim2real: {model.name}, {self.interface} commands, period {period * 1e3:.1f} ms, horizon "
+            f"sim2real: {hand.kin.model.name}, {self.interface} commands, period {period * 1e3:.1f} ms, horizon "
             f"{cfg.horizon_s * 1e3:.1f} ms, target base {cfg.target_base}, "
-            f"{'ENABLED' if enabled else 'disabled until ' + enable_topic + ' is true'}")
+            f"{'ENABLED' if enabled else 'disabled until ' + self.enable_topic + ' is true'}")
 
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9

@@ -38,14 +38,14 @@ from std_msgs.msg import Float64, Float64MultiArray, String
 from trajectory_msgs.msg import JointTrajectory
 
 from legion_bridge.calibration import CALIBRATION_KEYS, Calibration, read_ros_params
+from legion_bridge.nodes.bridge_params import ModelOf, joint_names
 from legion_bridge.paths import config_path
-from legion_bridge.robot.description import JointNames
 from legion_bridge.robot.urdf_model import GRIPPER_GAP_JOINT
 from legion_bridge.sim.cell import SCENES
 from legion_bridge.sim.video import StateLog, free_camera
 from legion_bridge.sim.sim_arm import CommandRejected, SimArm, SimArmConfig
 from legion_bridge.sim_arm_params import SIM_ARM
-from legion_policy.nodes.parameters import declarer
+from legion_policy.nodes.parameters import declare_all
 from legion_policy.ros_io import OK, STREAM_QOS, WARN, diagnostic_status, run_node
 
 #: Frame of every published object pose (the sim frame).
@@ -76,29 +76,22 @@ class SimArmNode(Node):
         super().__init__("sim_arm", **kwargs)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        d = declarer(self, SIM_ARM)
-        p = {name: d(name) for name in ("robot_model", "scene", "seed")}
-        self.rtf = float(d("real_time_factor"))
-        js_rate = float(d("joint_state_rate_hz"))
-        grip_rate = float(d("gripper_state_rate_hz"))
-        pose_rate = float(d("object_pose_rate_hz"))
-        success_rate = float(d("success_rate_hz"))
-        self.pos_noise = float(d("object_position_noise_std"))
-        self.rot_noise = float(d("object_orientation_noise_std"))
-        self.pose_delay = float(d("object_pose_delay_s"))
-        self.viewer_on = bool(d("viewer"))
-        self.video_path = str(d("video_path"))
-        self.video_fps = float(d("video_fps"))
-        self.video_camera = str(d("video_camera"))
-        self.video_size = [int(v) for v in d("video_size")]
-        accel = float(d("acceleration_limit"))
-        vfrac = float(d("velocity_fraction"))
-        self.topics = topics = {name: d(name) for name in (
-            "joint_states_topic", "gripper_state_topic", "gripper_command_topic", "object_pose_prefix",
-            "joint_trajectory_topic", "position_command_topic", "sim_success_topic", "sim_reset_topic")}
         defaults = read_ros_params(config_path("calibration.yaml"))
-        cal = {k: d(k, [float(v) for v in defaults[k]]) for k in CALIBRATION_KEYS}
-        self._cell_args = (str(p["scene"]), str(p["robot_model"]), int(p["seed"]), cal)
+        model = ModelOf()
+        p = declare_all(self, SIM_ARM, arm_joint_names=model.joint_names,
+                        **{k: [float(v) for v in defaults[k]] for k in CALIBRATION_KEYS})
+        self.rtf = float(p.real_time_factor)
+        js_rate, grip_rate = float(p.joint_state_rate_hz), float(p.gripper_state_rate_hz)
+        pose_rate, success_rate = float(p.object_pose_rate_hz), float(p.success_rate_hz)
+        self.pos_noise, self.rot_noise = float(p.object_position_noise_std), float(p.object_orientation_noise_std)
+        self.pose_delay, self.viewer_on = float(p.object_pose_delay_s), bool(p.viewer)
+        self.video_path, self.video_fps = str(p.video_path), float(p.video_fps)
+        self.video_camera, self.video_size = str(p.video_camera), [int(v) for v in p.video_size]
+        self.topics = topics = p.pick(
+            "joint_states_topic", "gripper_state_topic", "gripper_command_topic", "object_pose_prefix",
+            "joint_trajectory_topic", "position_command_topic", "sim_success_topic", "sim_reset_topic")
+        cal = p.pick(*CALIBRATION_KEYS)
+        self._cell_args = (str(p.scene), str(p.robot_model), int(p.seed), cal)
         calibration = Calibration.from_params(cal)
 
         # rates > 0, noise and delay >= 0: the spec's ranges, held where they are declared
@@ -108,10 +101,11 @@ class SimArmNode(Node):
             folder = os.path.dirname(os.path.abspath(self.video_path))
             if not os.path.isdir(folder):
                 raise ValueError(f"video_path {self.video_path!r}: folder {folder!r} does not exist")
-        self.sim = SimArm(p["scene"], p["robot_model"], calibration, int(p["seed"]),
-                          SimArmConfig(acceleration_limit=accel, velocity_fraction=vfrac))
+        self.sim = SimArm(p.scene, model(p), calibration, int(p.seed),
+                          SimArmConfig(acceleration_limit=float(p.acceleration_limit),
+                                       velocity_fraction=float(p.velocity_fraction)))
         # the driver profile's joint names on /joint_states and in commands (config/drivers/)
-        self.names = JointNames.for_model(self.sim.robot, d("arm_joint_names", list(self.sim.robot.joint_names)))
+        self.names = joint_names(p, self.sim.robot)
         self._driver_joint_names = list(self.names.driver)
         dt = self.sim.timestep
         self.steps_per_period = int(round(1.0 / (js_rate * dt)))
@@ -121,7 +115,7 @@ class SimArmNode(Node):
         self._every = {"gripper": self._periods(grip_rate), "poses": self._periods(pose_rate),
                        "success": self._periods(success_rate),
                        "diagnostics": self._periods(1.0 / DIAGNOSTICS_PERIOD_S)}
-        self.rng = np.random.default_rng(int(p["seed"]))
+        self.rng = np.random.default_rng(int(p.seed))
         self.lock = threading.RLock()
 
         self.pub_clock = self.create_publisher(Clock, "/clock", HIGH_RATE_QOS)
@@ -142,7 +136,7 @@ class SimArmNode(Node):
         self._thread = threading.Thread(target=self._run, name="sim_arm", daemon=True)
         self._thread.start()
         self.get_logger().info(
-            f"sim_arm: scene {self.sim.scene}, seed {p['seed']}, robot {self.sim.robot.name}, "
+            f"sim_arm: scene {self.sim.scene}, seed {p.seed}, robot {self.sim.robot.name}, "
             f"{'as fast as possible' if self.rtf <= 0 else f'real-time factor {self.rtf:g}'}, "
             f"tracked objects {sorted(self.sim.cell.tracked)}")
 

@@ -1,15 +1,19 @@
 """Declaring a node's parameters from its :class:`~legion_policy.params.NodeParams` (the ROS side).
 
-Every node shell does ``d = declarer(self, SPEC)`` and then ``value = d("name")`` (or
-``d("name", default)`` for a default the node computes at start) in its own order: the name,
-type, default, description and range come from the spec, so ``ros2 param describe`` shows the
-description, the range (FloatingPointRange / IntegerRange) and the constraints, and a value
-outside the range refuses the start with one line (``<name> must be in [lo, hi], got <value>``).
+Every node shell declares all of its spec at once, in spec order, and reads the values from the
+namespace it gets back: ``p = declare_all(self, SPEC, agent_path=computed)`` then ``p.agent_path``
+(a keyword gives the default the node computes at start, or a function of the values declared
+before it). A parameter declared only at start from another's value (a ``$name`` topic entry) goes
+through :func:`declare_spec`. The name, type, default, description and range come from the spec, so
+``ros2 param describe`` shows the description, the range (FloatingPointRange / IntegerRange) and the
+constraints, and a value outside the range refuses the start with one line (``<name> must be in
+[lo, hi], got <value>``).
 """
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from types import MappingProxyType
+from typing import Any
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 
@@ -61,10 +65,53 @@ def declare_spec(node, spec: ParamSpec, default: Any = _SPEC_DEFAULT) -> Any:
     return got
 
 
-def declarer(node, params: NodeParams) -> Callable[..., Any]:
-    """``d(name[, default])``: declare ``params[name]`` on ``node`` and return its value."""
+class Declared:
+    """The values a node declared from its spec, read-only: ``p.name``.
 
-    def d(name: str, default: Any = _SPEC_DEFAULT) -> Any:
-        return declare_spec(node, params[name], default)
+    Each value has its spec's type (ROS refuses an override of another type where it is declared).
+    """
 
-    return d
+    __slots__ = ("_node", "_values")
+
+    def __init__(self, node: str, values: dict[str, Any]) -> None:
+        object.__setattr__(self, "_node", node)
+        object.__setattr__(self, "_values", MappingProxyType(dict(values)))
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):  # a slot not set yet (copy, pickle): no parameter name starts with _
+            raise AttributeError(name)
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(f"node {self._node} declared no parameter {name!r}") from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"the declared parameters of {self._node} are read-only")
+
+    def __repr__(self) -> str:
+        return f"Declared({self._node}: " + ", ".join(f"{k}={v!r}" for k, v in self._values.items()) + ")"
+
+    def pick(self, *names: str) -> dict[str, Any]:
+        """``{name: value}`` of ``names`` (a config built from parameters of the same names)."""
+        return {name: getattr(self, name) for name in names}
+
+
+def declare_all(node, params: NodeParams, **computed: Any) -> Declared:
+    """Declare every parameter of ``params`` on ``node``, in spec order, and return their values.
+
+    ``computed[name]`` is the default of a parameter the node computes at start (required where the
+    spec's default is ``None``); a callable is called with the values declared before it
+    (a :class:`Declared`), e.g. the joint names of the ``robot_model`` declared earlier. The first
+    value that is refused (wrong type, outside the range) stops the declaration, as
+    :func:`declare_spec` says.
+    """
+    unknown = sorted(set(computed) - set(params.names))
+    if unknown:
+        raise KeyError(f"node {params.node} has no parameter {unknown} in its spec")
+    values: dict[str, Any] = {}
+    for spec in params:
+        default = computed.get(spec.name, _SPEC_DEFAULT)
+        if callable(default):
+            default = default(Declared(params.node, values))
+        values[spec.name] = declare_spec(node, spec, default)
+    return Declared(params.node, values)

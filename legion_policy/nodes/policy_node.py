@@ -27,7 +27,7 @@ from std_msgs.msg import Float32MultiArray, String
 
 from legion_policy.agent_format import AgentFormatError, load_agent
 from legion_policy.node_params import POLICY, PUBLISH_MODES
-from legion_policy.nodes.parameters import declarer
+from legion_policy.nodes.parameters import declare_all
 from legion_policy.paths import default_agent_path
 from legion_policy.policy import PolicyCore, TaskSelectionError
 from legion_policy.ros_io import (ERROR, LATCHED_QOS, OK, STREAM_QOS, WARN, NodeStartError, array_msg,
@@ -50,34 +50,25 @@ def _default_agent_path() -> str:
 class PolicyNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("policy", **kwargs)
-        d = declarer(self, POLICY)
-        agent_path = d("agent_path", _default_agent_path())
-        threshold = d("similarity_threshold")
-        self.publish_on = d("publish_on")
-        self.observation_timeout_s = d("observation_timeout_s")
-        initial_task = d("initial_task")
-        preload = d("preload_language_model")
-        threads = d("torch_threads")
-        trace = d("trace_network")
-        diag_period = d("diagnostics_period_s")
-        obs_topic = d("observation_topic")
-        action_topic = d("action_topic")
-        task_topic = d("task_topic")
-        binding_topic = d("binding_topic")
-        self.binding_grace_s = d("default_binding_grace_s")
+        p = declare_all(self, POLICY, agent_path=_default_agent_path())
+        agent_path = p.agent_path
+        self.publish_on = p.publish_on
+        self.observation_timeout_s = p.observation_timeout_s
+        self.binding_grace_s = p.default_binding_grace_s
         if self.publish_on not in PUBLISH_MODES:
             raise NodeStartError(f"publish_on {self.publish_on!r} must be one of {PUBLISH_MODES}")
         if not agent_path:
             raise NodeStartError("agent_path is empty: give the frozen agent directory")
 
         import torch  # noqa: PLC0415
-        torch.set_num_threads(max(1, int(threads)))
+        torch.set_num_threads(max(1, int(p.torch_threads)))
         try:
             self.agent = load_agent(agent_path)
         except AgentFormatError as exc:
             raise NodeStartError(f"refusing agent {agent_path}: {exc}") from None
-        self.core = PolicyCore(self.agent, similarity_threshold=float(threshold), trace=bool(trace))
-        if preload:
+        self.core = PolicyCore(self.agent, similarity_threshold=float(p.similarity_threshold),
+                               trace=bool(p.trace_network))
+        if p.preload_language_model:
             self.core.preload_language_model()
         self.labels = list(self.agent.action_spec.names)
         self.task_error = ""
@@ -87,20 +78,20 @@ class PolicyNode(Node):
         self.latencies: deque[float] = deque(maxlen=TIMING_WINDOW)
         self._latest: tuple[float, np.ndarray] | None = None
 
-        self.action_pub = self.create_publisher(Float32MultiArray, action_topic, STREAM_QOS)
+        self.action_pub = self.create_publisher(Float32MultiArray, p.action_topic, STREAM_QOS)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.create_subscription(Float32MultiArray, obs_topic, self.on_observation, STREAM_QOS)
-        subscribe_command(self, String, task_topic, self.on_task)
+        self.create_subscription(Float32MultiArray, p.observation_topic, self.on_observation, STREAM_QOS)
+        subscribe_command(self, String, p.task_topic, self.on_task)
         self.skills = skills_from_agent(self.agent)
         self.binding_skill: str | None = None      # the "skill" of the last binding seen on binding_topic
         self._binding_timer = None
-        self.binding_pub = self.create_publisher(String, binding_topic, LATCHED_QOS)
-        self.create_subscription(String, binding_topic, self.on_binding, LATCHED_QOS)
+        self.binding_pub = self.create_publisher(String, p.binding_topic, LATCHED_QOS)
+        self.create_subscription(String, p.binding_topic, self.on_binding, LATCHED_QOS)
         if self.publish_on == "period":
             self.create_timer(self.agent.control_period_s, self.on_period)
-        self.create_timer(float(diag_period), self.report)
-        if initial_task:
-            self._select(initial_task)
+        self.create_timer(float(p.diagnostics_period_s), self.report)
+        if p.initial_task:
+            self._select(p.initial_task)
         self.get_logger().info(f"agent {agent_path}: layout {self.agent.layout.name}, skills "
                                f"{', '.join(self.agent.skill_names)}; network {self.core.trace_note}; "
                                f"active: {self.core.active_skill or 'idle'}")

@@ -28,7 +28,7 @@ from std_msgs.msg import Bool, Float32MultiArray, String
 
 from legion_policy.agent_format import AgentFormatError, load_agent
 from legion_policy.node_params import SEQUENCER
-from legion_policy.nodes.parameters import declarer
+from legion_policy.nodes.parameters import declare_all
 from legion_policy.paths import default_agent_path, resolve_sequence_path
 from legion_policy.policy import SkillMatcher
 from legion_policy.ros_io import (ERROR, LATCHED_QOS, OK, STREAM_QOS, WARN, NodeStartError, diagnostic_array,
@@ -51,27 +51,12 @@ def _default_agent_path() -> str:
 class SequencerNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("sequencer", **kwargs)
-        d = declarer(self, SEQUENCER)
-        agent_path = d("agent_path", _default_agent_path())
-        sequence_file = d("sequence_file")
-        task = d("task")
-        self.report_dir = d("report_dir")
-        k = d("k_consecutive")
-        timeout = d("timeout_s")
-        settle = d("settle_s")
-        threshold = d("similarity_threshold")
-        self.wait_for_observation_s = d("wait_for_observation_s")
-        self.exit_on_finish = d("exit_on_finish")
-        self.exit_delay_s = d("exit_delay_s")
-        enable_on_start = d("enable_on_start")
-        self.wait_for_policy = d("wait_for_policy")
-        tick = d("tick_period_s")
-        diag = d("diagnostics_period_s")
-        obs_topic = d("observation_topic")
-        task_topic = d("task_topic")
-        binding_topic = d("binding_topic")
-        enable_topic = d("enable_topic")
-        action_topic = d("action_topic")
+        p = declare_all(self, SEQUENCER, agent_path=_default_agent_path())
+        agent_path, sequence_file, task = p.agent_path, p.sequence_file, p.task
+        self.report_dir = p.report_dir
+        self.wait_for_observation_s = p.wait_for_observation_s
+        self.exit_on_finish, self.exit_delay_s = p.exit_on_finish, p.exit_delay_s
+        self.wait_for_policy = p.wait_for_policy
 
         if not agent_path:
             raise NodeStartError("agent_path is empty: give the frozen agent directory")
@@ -80,8 +65,8 @@ class SequencerNode(Node):
         except AgentFormatError as exc:
             raise NodeStartError(f"refusing agent {agent_path}: {exc}") from None
         skills = skills_from_agent(self.agent)
-        matcher = SkillMatcher(self.agent.skill_names, self.agent.embedding_matrix(), float(threshold))
-        defaults = {"k_consecutive": k, "timeout_s": timeout, "settle_s": settle}
+        matcher = SkillMatcher(self.agent.skill_names, self.agent.embedding_matrix(), float(p.similarity_threshold))
+        defaults = p.pick("k_consecutive", "timeout_s", "settle_s")
         try:
             if sequence_file:
                 seq = load_sequence_file(resolve_sequence_path(sequence_file), skills, matcher, **defaults)
@@ -93,23 +78,23 @@ class SequencerNode(Node):
         except (SequenceError, ValueError) as exc:
             raise NodeStartError(str(exc)) from None
 
-        self.task_pub = self.create_publisher(String, task_topic, LATCHED_QOS)
-        self.binding_pub = self.create_publisher(String, binding_topic, LATCHED_QOS)
-        self.enable_pub = self.create_publisher(Bool, enable_topic, LATCHED_QOS)
+        self.task_pub = self.create_publisher(String, p.task_topic, LATCHED_QOS)
+        self.binding_pub = self.create_publisher(String, p.binding_topic, LATCHED_QOS)
+        self.enable_pub = self.create_publisher(Bool, p.enable_topic, LATCHED_QOS)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.create_subscription(Float32MultiArray, obs_topic, self.on_observation, STREAM_QOS)
+        self.create_subscription(Float32MultiArray, p.observation_topic, self.on_observation, STREAM_QOS)
         self.policy_seen = not self.wait_for_policy
         if self.wait_for_policy:
-            self.create_subscription(Float32MultiArray, action_topic, self.on_action, STREAM_QOS)
-        self.create_timer(float(tick), self.on_tick)
-        self.create_timer(float(diag), self.publish_progress)
+            self.create_subscription(Float32MultiArray, p.action_topic, self.on_action, STREAM_QOS)
+        self.create_timer(float(p.tick_period_s), self.on_tick)
+        self.create_timer(float(p.diagnostics_period_s), self.publish_progress)
         self.invalid_observations = 0
         self.observed = False
         self.last_invalid = ""
         self.report_path: Path | None = None
         self.report: dict | None = None
         self._start_wall = time.monotonic()
-        self._enable_on_start = bool(enable_on_start)
+        self._enable_on_start = bool(p.enable_on_start)
         first = seq.steps[0]
         self._apply(Command(task=first.task, binding=first.binding))   # real2sim needs it to observe
         self.get_logger().info(f"sequence {seq.name!r}: {len(seq.steps)} steps ("
