@@ -71,7 +71,7 @@ class BridgeConfig:
 
 
 def _period(p: Mapping) -> float:
-    """The policy period of the parameters' mode (bridge_params.declare_period's rule)."""
+    """The policy period of the parameters' mode (bridge_params.policy_period's rule)."""
     mode = p.get("legion_mode", "sim")
     key = "policy_period_sim_s" if mode == "sim" else "policy_period_real_s"
     return float(p.get(key, METAWORLD_CONTROL_PERIOD_S if mode == "sim" else 4 * METAWORLD_CONTROL_PERIOD_S))
