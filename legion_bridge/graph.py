@@ -118,7 +118,8 @@ LAUNCH_ARGS: tuple[LaunchArg, ...] = (
     LaunchArg("task", "skill name or free-form instruction to run when no sequence is given",
               nodes=("sequencer",), parameter="task"),
     LaunchArg("sequence", "YAML sequence of skills (a path, or a name under config/sequences/); empty: run "
-              "`task` only; with neither, no sequencer starts (the graph waits for /legion/task)",
+              "`task` only; with neither, no sequencer starts (the graph waits for /legion/task); a given "
+              "`task` replaces the default sequence",
               {"sim": DEFAULT_SIM_SEQUENCE}, nodes=("sequencer",), parameter="sequence_file"),
     LaunchArg("robot_model", "iiwa7 (LBR iiwa 7 R800, default) or iiwa14 (LBR iiwa 14 R820)",
               {"sim": "iiwa7", "real": "iiwa7"}, nodes=("sim_arm", "real2sim", "sim2real", "description"),
@@ -212,6 +213,8 @@ def argument_values(mode: str, values: dict | None = None) -> dict:
     for key in values:
         launch_arg(key)  # unknown names raise
     out = {a.name: str(values.get(a.name, a.default(mode))) for a in LAUNCH_ARGS}
+    if out["task"] and "sequence" not in values:
+        out["sequence"] = ""  # `task:=...` alone runs that task, not the default sequence
     if mode == "sim" and not out["scene"]:
         out["scene"] = (sequence_scene(out["sequence"]) if out["sequence"] else "") or DEFAULT_SIM_SCENE
     if out["sequence"]:

@@ -66,10 +66,9 @@ def _graph_entities(context, mode: str) -> list:
     from launch.actions import EmitEvent, LogInfo, RegisterEventHandler
     from launch.event_handlers import OnProcessExit
     from launch.events import Shutdown
-    from launch.substitutions import LaunchConfiguration
     from launch_ros.actions import Node
 
-    values = {a.name: LaunchConfiguration(a.name).perform(context) for a in graph_mod.LAUNCH_ARGS}
+    values = _given(context, mode)
     try:
         launches = graph_mod.resolve(mode, values)
     except (ValueError, KeyError) as exc:
@@ -137,11 +136,19 @@ def rviz_node_specs(mode: str, values: dict) -> list[dict]:
     ]
 
 
-def _rviz_nodes(context, mode: str) -> list:
+def _given(context, mode: str) -> dict:
+    """The launch arguments whose value differs from the default: what the user gave (an argument left at
+    its default stays out, so the graph derives it, e.g. ``task:=...`` alone replaces the default sequence)."""
     from launch.substitutions import LaunchConfiguration
-    from launch_ros.actions import Node
 
     values = {a.name: LaunchConfiguration(a.name).perform(context) for a in graph_mod.LAUNCH_ARGS}
+    return {a.name: values[a.name] for a in graph_mod.LAUNCH_ARGS if values[a.name] != str(a.default(mode))}
+
+
+def _rviz_nodes(context, mode: str) -> list:
+    from launch_ros.actions import Node
+
+    values = _given(context, mode)
     try:
         specs = rviz_node_specs(mode, values)
     except (ValueError, KeyError, FileNotFoundError) as exc:

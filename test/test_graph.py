@@ -43,6 +43,16 @@ def test_scene_follows_the_sequence_unless_given():
     assert not any(a.startswith("sequence_file:=") for a in only_task["sequencer"])
 
 
+def test_a_task_alone_replaces_the_default_sequence_and_a_given_sequence_wins():
+    task_only = {c.name: c.argv for c in launcher.node_commands("sim", {"task": "reach-v3"}, resolve_executables=False)}
+    assert "task:=reach-v3" in task_only["sequencer"]
+    assert not any(a.startswith("sequence_file:=") for a in task_only["sequencer"]), task_only["sequencer"]
+    assert f"scene:={graph_mod.DEFAULT_SIM_SCENE}" in task_only["sim_arm"]
+    both = {c.name: c.argv for c in launcher.node_commands("sim", {"task": "reach-v3", "sequence": "workbench.yaml"},
+                                                           resolve_executables=False)}
+    assert any(a.startswith("sequence_file:=") and a.endswith("workbench.yaml") for a in both["sequencer"])
+
+
 def test_sim_arm_only_in_sim():
     assert "sim_arm" in dict(launcher_nodes("sim"))
     assert "sim_arm" not in dict(launcher_nodes("real"))

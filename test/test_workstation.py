@@ -298,6 +298,19 @@ def test_sim_launch_arguments_reach_the_graph(workspace, tmp_path):
     assert result["status"] == "succeeded" and [s["skill"] for s in result["steps"]] == ["reach-v3"]
 
 
+def test_sim_launch_with_a_task_runs_that_task_instead_of_the_default_sequence(workspace, tmp_path):
+    report = tmp_path / "report"
+    launch = Launch(workspace, f"ros2 launch legion_bridge sim_robot.launch.py task:=reach-v3 scene:=reach-v3 "
+                               f"report_dir:={report}", tmp_path / "launch.log")
+    try:
+        rc = launch.wait(timeout=240)
+    finally:
+        launch.close()
+    assert rc == 0, launch.output[-4000:]
+    result = json.loads((report / "report.json").read_text())
+    assert result["status"] == "succeeded" and [s["skill"] for s in result["steps"]] == ["reach-v3"]
+
+
 def test_sim_launch_with_enable_false_holds_until_an_operator_enables(workspace, tmp_path):
     import rclpy.node
     from sensor_msgs.msg import JointState
