@@ -205,6 +205,10 @@ def run_node(make_node, args=None, name: str = "node") -> int:
     except SystemExit as exc:  # a node may end the process with a status (e.g. the sequencer)
         status = int(exc.code or 0)
     finally:
+        # stopping now: a repeated SIGINT (launch signals each process after the terminal's Ctrl-C reached the
+        # process group) must not kill the teardown, where Python's exit restores the default handlers
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         status = getattr(node, "exit_status", status)
         executor.shutdown(timeout_sec=0)
         node.destroy_node()

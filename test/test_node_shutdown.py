@@ -123,3 +123,24 @@ def test_a_node_refuses_a_parameter_of_the_wrong_type_with_one_line():
     assert proc.returncode == 2, proc.stderr
     assert "sim2real:" in proc.stderr and "reference_lead_s" in proc.stderr and "DOUBLE" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("gap_s", [0.05, 0.2, 0.5])
+def test_a_repeated_sigint_during_teardown_does_not_kill_the_node(gap_s):
+    """Ctrl-C reaches every process of a launch's group and launch then signals each node again: the second
+    SIGINT lands in the teardown, after Python's exit would have restored the default handler (exit -2)."""
+    exe = Path(sys.executable).parent / "legion_description"
+    proc = subprocess.Popen([str(exe)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        line = proc.stdout.readline()  # the node's start-up line: it is spinning
+        assert "description:" in line and time.monotonic() < deadline, line
+        proc.send_signal(signal.SIGINT)
+        time.sleep(gap_s)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, (proc.returncode, out)
