@@ -315,3 +315,15 @@ def test_the_node_process_prints_the_range_error_as_one_line(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip() == "recorder: discovery_period_s must be > 0, got -1.0"
     assert not (tmp_path / "bag").exists()
+
+
+def test_graph_topic_defaults_are_the_parameter_files_topic_names():
+    """config/topics.yaml (what every node loads first) and GRAPH_TOPICS (the declared defaults, the docs) agree."""
+    import yaml
+
+    from legion_policy.params import GRAPH_TOPICS
+    from legion_policy.paths import config_path
+
+    shipped = yaml.safe_load(config_path("topics.yaml").read_text())["/**"]["ros__parameters"]
+    declared = {p.name: p.default for p in GRAPH_TOPICS}
+    assert {k: declared.get(k) for k in shipped} == shipped
