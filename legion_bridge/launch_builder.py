@@ -37,11 +37,6 @@ def launch_arguments(mode: str) -> list[tuple[str, str, str]]:
     return out
 
 
-#: A required node's unexpected exit fails the launch only if launch is not shutting down this much later
-#: (the terminal's Ctrl-C signals the whole process group: a node can exit before launch sees its SIGINT) [s].
-SIGNAL_GRACE_S = 0.5
-
-
 def exit_outcome(spec: graph_mod.NodeSpec, returncode: int, shutting_down: bool) -> tuple[str, str]:
     """What a node's exit means for the graph: (action, message) with action ``ignore`` (expected, or a
     node that is not required), ``shutdown`` (the graph ends cleanly) or ``fail`` (launch exits non-zero)."""
@@ -68,7 +63,7 @@ def generate_launch_description(mode: str):
 
 def _graph_entities(context, mode: str) -> list:
     """The nodes of ``mode`` for the launch arguments of ``context`` (run by launch once they are known)."""
-    from launch.actions import EmitEvent, LogInfo, OpaqueFunction, RegisterEventHandler, TimerAction
+    from launch.actions import EmitEvent, LogInfo, RegisterEventHandler
     from launch.event_handlers import OnProcessExit
     from launch.events import Shutdown
     from launch_ros.actions import Node
@@ -78,13 +73,6 @@ def _graph_entities(context, mode: str) -> list:
         launches = graph_mod.resolve(mode, values)
     except (ValueError, KeyError) as exc:
         raise ValueError(exc.args[0] if exc.args else str(exc)) from None
-    def fail_unless_stopping(ctx, spec, returncode):
-        # a Ctrl-C reaches the nodes and launch together: a node may exit before launch handled its own SIGINT
-        action, message = exit_outcome(spec, returncode, ctx.is_shutdown)
-        if action == "fail":
-            raise NodeExitError(message)
-        return [LogInfo(msg=message)]
-
     entities: list = []
     for nl in launches:
         missing = [str(f) for f in nl.param_files if not f.is_file()]
@@ -98,8 +86,7 @@ def _graph_entities(context, mode: str) -> list:
         def on_exit(event, ctx, spec=nl.spec):
             action, message = exit_outcome(spec, int(event.returncode), ctx.is_shutdown)
             if action == "fail":
-                return [TimerAction(period=SIGNAL_GRACE_S, actions=[OpaqueFunction(function=fail_unless_stopping,
-                                                                                  args=[spec, int(event.returncode)])])]
+                raise NodeExitError(message)
             if action == "shutdown":
                 return [LogInfo(msg=message), EmitEvent(event=Shutdown(reason=message))]
             return [LogInfo(msg=message)]
