@@ -28,6 +28,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from legion_bridge.calibration import Transform, matrix_to_quat_xyzw, quat_xyzw_to_matrix
+from legion_policy.observation_layout import METAWORLD_CONTROL_PERIOD_S
 from legion_bridge.hand import HandFrames
 from legion_bridge.safety import Rejection, joint_positions_by_name
 from legion_policy.observation_layout import (Frame, ObservationBuilder, ObservationLayout, gripper_opening_from_gap,
@@ -42,8 +43,8 @@ SIM_FRAME, BASE_FRAME, CAMERA_FRAME = "sim_world", "iiwa_base", "camera"
 class Real2SimConfig:
     """Ages and conversions of real2sim (config/real2sim.yaml)."""
 
-    #: observation period (the policy period) [s]
-    period_s: float = 0.0125
+    #: observation period (the policy period) [s]: the training control period
+    period_s: float = METAWORLD_CONTROL_PERIOD_S
     #: inputs older than these stop the observations [s]
     max_joint_state_age_s: float = 0.1
     max_gripper_age_s: float = 0.25

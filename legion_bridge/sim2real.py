@@ -39,7 +39,7 @@ import numpy as np
 from legion_bridge.hand import HandFrames
 from legion_bridge.safety import (CommandResult, Rejection, RejectionCounter, SafetyEnvelope, SafetyLimits,
                                   check_action)
-from legion_policy.observation_layout import ACTION_SPEC, ActionSpec
+from legion_policy.observation_layout import ACTION_SPEC, METAWORLD_CONTROL_PERIOD_S, ActionSpec
 from legion_policy.tasks import parse_binding
 
 TARGET_BASES = ("measured", "commanded")
@@ -50,9 +50,9 @@ class Sim2RealConfig:
     """Timing and behaviour of sim2real (config/sim2real.yaml)."""
 
     #: policy period: time between actions [s] (also the acceleration-limit interval)
-    period_s: float = 0.0125
+    period_s: float = METAWORLD_CONTROL_PERIOD_S
     #: time_from_start of every command [s]: the controller reaches the point in this time
-    horizon_s: float = 0.025
+    horizon_s: float = 2 * METAWORLD_CONTROL_PERIOD_S
     #: base of the target hand: "measured" hand or last "commanded" target
     target_base: str = "commanded"
     #: with target_base "commanded": how far the target may lead the measured hand [m]
@@ -70,7 +70,7 @@ class Sim2RealConfig:
     #: position, which the measured joints trail by the feedback delay: joint state -> action ->
     #: command), kept within this much motion at the velocity limit of the measured joints [s];
     #: 0 = every step starts at the measured joints (each command then loses the delay's motion)
-    reference_lead_s: float = 0.0125
+    reference_lead_s: float = METAWORLD_CONTROL_PERIOD_S  # one training period
     #: fastest turn of the fingers' yaw between two bindings' finger_yaw_deg [deg/s] (A7; below its
     #: datasheet limit x velocity_scale, which the envelope enforces on everything anyway)
     finger_yaw_rate_deg_s: float = 60.0
