@@ -56,9 +56,9 @@ assert tuple(p.name for p in CELL[1:]) == CALIBRATION_KEYS
 PERIOD = (
     ParamSpec("legion_mode", "string", "sim", "sim | real (set by config/modes/<mode>.yaml)", choices=LEGION_MODES),
     ParamSpec("policy_period_sim_s", "double", METAWORLD_CONTROL_PERIOD_S,
-              "policy period in simulation [s] (the training control period)", constraints="> 0 in sim mode"),
+              "policy period in simulation [s] (the training control period)", range=POSITIVE),
     ParamSpec("policy_period_real_s", "double", DEFAULT_REAL_PERIOD_S,
-              "policy period on the real arm [s] (same displacement per step, slower)", constraints="> 0 in real mode"),
+              "policy period on the real arm [s] (same displacement per step, slower)", range=POSITIVE),
 )
 
 
@@ -69,14 +69,19 @@ def arm_joint_names(description: str) -> ParamSpec:
 
 
 REAL2SIM = NodeParams("real2sim", merge(CELL, PERIOD, (
-    ParamSpec("max_joint_state_age_s", "double", _R2S.max_joint_state_age_s, "older joint states are stale [s]"),
-    ParamSpec("max_gripper_age_s", "double", _R2S.max_gripper_age_s, "older gripper states are stale [s]"),
-    ParamSpec("max_object_age_s", "double", _R2S.max_object_age_s, "older object poses are stale [s]"),
-    ParamSpec("max_future_stamp_s", "double", _R2S.max_future_stamp_s, "stamps further ahead are refused [s]"),
-    ParamSpec("gripper_gap_scale", "double", _R2S.gripper_gap_scale, "finger gap scale before / 0.1 m"),
+    ParamSpec("max_joint_state_age_s", "double", _R2S.max_joint_state_age_s, "older joint states are stale [s]",
+              range=NON_NEGATIVE),
+    ParamSpec("max_gripper_age_s", "double", _R2S.max_gripper_age_s, "older gripper states are stale [s]",
+              range=NON_NEGATIVE),
+    ParamSpec("max_object_age_s", "double", _R2S.max_object_age_s, "older object poses are stale [s]",
+              range=NON_NEGATIVE),
+    ParamSpec("max_future_stamp_s", "double", _R2S.max_future_stamp_s, "stamps further ahead are refused [s]",
+              range=NON_NEGATIVE),
+    ParamSpec("gripper_gap_scale", "double", _R2S.gripper_gap_scale, "finger gap scale before / 0.1 m",
+              range=POSITIVE),
     ParamSpec("gripper_gap_offset_m", "double", _R2S.gripper_gap_offset_m, "finger gap offset [m]"),
     ParamSpec("restart_after_periods", "double", _R2S.restart_after_periods,
-              "an observation gap this long restarts frame stacking [periods]"),
+              "an observation gap this long restarts frame stacking [periods]", range=POSITIVE),
     ParamSpec("agent_path", "string", "",
               "frozen agent whose observation layout is emitted ('' = use 'layout'; launch argument `agent`)"),
     ParamSpec("layout", "string", "metaworld39", "observation layout when agent_path is empty",
@@ -88,7 +93,7 @@ REAL2SIM = NodeParams("real2sim", merge(CELL, PERIOD, (
               "tracked object names (PoseStamped on <prefix>/<name>/pose)"),
     *topics(joint_states_topic="in", gripper_state_topic="in", object_pose_prefix="in", observation_topic="out",
             binding_topic="in"),
-    ParamSpec("diagnostics_period_s", "double", 0.5, "diagnostics period [s]"),
+    ParamSpec("diagnostics_period_s", "double", 0.5, "diagnostics period [s]", range=POSITIVE),
 )))
 
 SIM2REAL = NodeParams("sim2real", merge(CELL, PERIOD, (
@@ -140,7 +145,7 @@ SIM2REAL = NodeParams("sim2real", merge(CELL, PERIOD, (
             position_command_topic="out", gripper_command_topic="out",
             binding_topic="in: its finger_yaw_deg",
             observation_topic="in, only watched: tells the watchdog a policy stall from an input stall"),
-    ParamSpec("diagnostics_period_s", "double", 0.5, "diagnostics period [s]"),
+    ParamSpec("diagnostics_period_s", "double", 0.5, "diagnostics period [s]", range=POSITIVE),
 )))
 
 DESCRIPTION = NodeParams("description", (
@@ -152,7 +157,7 @@ DESCRIPTION = NodeParams("description", (
               "also publish arm + finger joint states on robot_joint_states_topic (launch argument `rviz`)"),
     *topics(robot_joint_states_topic="out"),
     ParamSpec("robot_joint_states_rate_hz", "double", 30.0, "largest rate of robot_joint_states_topic [Hz]",
-              constraints="> 0 with publish_robot_joint_states"),
+              range=POSITIVE),
     *topics(joint_states_topic="in", gripper_state_topic="in"),
 ))
 
@@ -175,8 +180,9 @@ MONITOR = NodeParams("monitor", (
     ParamSpec("expected_rates_hz", "double[]", None,
               "expected rate per topic [Hz] (0 = report only), same order as 'topics'",
               computed="0.0 for each topics entry", constraints="one value per topics entry"),
-    ParamSpec("tolerance", "double", 0.1, "relative rate error still reported as OK"),
-    ParamSpec("period_s", "double", 1.0, "report period [s]"),
+    ParamSpec("tolerance", "double", 0.05, "relative rate error still reported as OK (applied at the next report)",
+              range=NON_NEGATIVE, settable=True),
+    ParamSpec("period_s", "double", 1.0, "report period [s]", range=POSITIVE),
 ), dynamic=DOLLAR_TOPICS.format(also=""))
 
 RECORDER = NodeParams("recorder", (

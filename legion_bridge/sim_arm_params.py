@@ -10,7 +10,7 @@ import dataclasses
 from legion_bridge.node_params import CELL, FRACTION, arm_joint_names
 from legion_bridge.sim.cell import SCENES
 from legion_bridge.sim.sim_arm import SimArmConfig
-from legion_policy.params import NON_NEGATIVE, POSITIVE, NodeParams, ParamSpec, merge, topics
+from legion_policy.params import NON_NEGATIVE, POSITIVE, NodeParams, ParamSpec, Range, merge, topics
 
 _SIM = SimArmConfig()
 
@@ -19,7 +19,7 @@ SIM_ARM = NodeParams("sim_arm", merge((
     ParamSpec("scene", "string", "push-v3",
               "simulated scene: a Metaworld v3 task name or a multi-object scene (launch argument `scene`)",
               choices=SCENES),
-    ParamSpec("seed", "int", 0, "seed of the task instances (object placement, goals)"),
+    ParamSpec("seed", "int", 0, "seed of the task instances (object placement, goals)", range=Range(0)),
     ParamSpec("real_time_factor", "double", 1.0,
               "simulation speed: 1.0 = real time, 2.0 = twice as fast, <= 0 = as fast as possible"),
     ParamSpec("joint_state_rate_hz", "double", 200.0,
@@ -39,7 +39,7 @@ SIM_ARM = NodeParams("sim_arm", merge((
               "write a video of the cell here: gif, or mp4 when imageio-ffmpeg is installed (MUJOCO_GL=egl "
               "headless); a .npz path logs the states for rendering after the run, which keeps the simulation "
               "real time; empty = none (launch argument `video`)", constraints="its folder exists"),
-    ParamSpec("video_fps", "double", 20.0, "frames per second of simulation time in the video"),
+    ParamSpec("video_fps", "double", 20.0, "frames per second of simulation time in the video", range=POSITIVE),
     ParamSpec("video_camera", "string", "free", "camera of the video: 'free' (workspace view) or a scene camera name"),
     ParamSpec("video_size", "int[]", [480, 360], "video width, height [px]"),
     ParamSpec("acceleration_limit", "double", _SIM.acceleration_limit,

@@ -7,10 +7,18 @@ constraints reach ``ros2 param describe``), and the parameter tables of docs/arc
 generated from the same objects (``python -m legion_bridge.param_docs``). ROS-free: plain pytest
 and the docs generator import it without rclpy.
 
-A :class:`ParamSpec`'s ``range`` is enforced where the parameter is declared (and by ROS on
-``ros2 param set``); ``choices`` and ``constraints`` are documented there and checked by the node or
-its core, as before. A default the node can only compute at start (the shipped agent's path, the
-robot model's joint names) is ``None`` in the spec, with ``computed`` saying what it is.
+A :class:`ParamSpec`'s ``range`` is enforced where the parameter is declared; ``choices`` and
+``constraints`` are documented there and checked by the node or its core. A default the node can
+only compute at start (the shipped agent's path, the robot model's joint names) is ``None`` in the
+spec, with ``computed`` saying what it is.
+
+Run time: the nodes read their parameters once, at start, so every parameter is declared read-only
+(``ros2 param set`` is refused, naming it) unless its spec says ``settable``: then the node applies
+a new value at once, and one outside the range or the choices is refused with the reason
+(``legion_policy.nodes.parameters.declare_all``'s ``on_set``).
+
+Defaults live here only: the parameter files in config/ override, never repeat them
+(``test/test_node_params.py`` fails on a copy).
 
 The graph's topic parameters are defined once, in :data:`GRAPH_TOPICS`; a node's spec takes the ones
 it uses with :func:`topics`.
@@ -88,7 +96,8 @@ class ParamSpec:
     name, type (:data:`ParamType`), default (``None``: computed by the node at start, ``computed``
     says what), description (``ros2 param describe``'s text). ``range`` (int/double only) is
     enforced where it is declared; ``choices`` (string only) and ``constraints`` (free text) are
-    documented and checked by the node.
+    documented and checked by the node. ``settable``: the node applies a new value at run time
+    (else the parameter is read-only once declared).
     """
 
     name: str
@@ -99,6 +108,7 @@ class ParamSpec:
     choices: tuple[str, ...] | None = None
     constraints: str = ""
     computed: str = ""
+    settable: bool = False
 
     def __post_init__(self) -> None:
         where = f"parameter {self.name!r}"
@@ -154,6 +164,10 @@ class ParamSpec:
         if self.constraints:
             parts.append(self.constraints)
         return "; ".join(parts)
+
+    def run_time_text(self) -> str:
+        """What ``ros2 param set`` does to it: 'settable' (applied at once, checked) or 'read-only'."""
+        return "settable" if self.settable else "read-only"
 
     def default_text(self) -> str:
         """The default as the docs show it."""
@@ -215,10 +229,11 @@ class NodeParams:
 
     def markdown_table(self) -> str:
         """The node's parameter table (markdown), one row per parameter."""
-        rows = ["| parameter | type | default | constraints | description |", "|---|---|---|---|---|"]
+        rows = ["| parameter | type | default | constraints | run time | description |", "|---|---|---|---|---|---|"]
         for p in self.params:
             default = f"`{p.default_text()}`" if p.default is not None else _text(p.default_text())
-            cells = (f"`{p.name}`", p.type, default, _text(p.constraint_text()), _text(p.description))
+            cells = (f"`{p.name}`", p.type, default, _text(p.constraint_text()), p.run_time_text(),
+                     _text(p.description))
             rows.append("| " + " | ".join(_cell(c) for c in cells) + " |")
         return "\n".join(rows)
 

@@ -169,6 +169,7 @@ def _assert_declares_spec(node, spec: NodeParams, dynamic: set[str] = frozenset(
     for p in spec:
         d = node.describe_parameter(p.name)
         assert d.description == p.description and d.additional_constraints == p.constraint_text(), p.name
+        assert d.read_only is not p.settable, p.name  # read at start: read-only, unless the node applies it
         if p.range is None:
             assert not d.floating_point_range and not d.integer_range, p.name
         elif p.type == "double":
@@ -206,9 +207,10 @@ def test_bridge_nodes_declare_exactly_their_spec(tmp_path):
             assert _declared(s2r)["acceleration_limits"].value == [10.0] * 7  # computed: one per joint
             assert _declared(s2r)["arm_joint_names"].value == [f"joint_a{i}" for i in range(1, 8)]
             assert _declared(s2r)["command_horizon_periods"].value == 2.0
-            # the range is ROS's too: `ros2 param set` out of it is refused, inside it accepted
-            assert not s2r.set_parameters([Parameter("velocity_scale", value=1.5)])[0].successful
-            assert s2r.set_parameters([Parameter("velocity_scale", value=0.25)])[0].successful
+            # read at start, so read-only: `ros2 param set` is refused, in the range or not
+            for value in (1.5, 0.25):
+                result = s2r.set_parameters([Parameter("velocity_scale", value=value)])[0]
+                assert not result.successful and "velocity_scale" in result.reason
         finally:
             for node in nodes:
                 node.destroy_node()
@@ -327,3 +329,120 @@ def test_graph_topic_defaults_are_the_parameter_files_topic_names():
     shipped = yaml.safe_load(config_path("topics.yaml").read_text())["/**"]["ros__parameters"]
     declared = {p.name: p.default for p in GRAPH_TOPICS}
     assert {k: declared.get(k) for k in shipped} == shipped
+
+
+# --- run time: read-only unless the node applies a new value --------------------------------------------
+
+
+def test_every_settable_parameter_is_one_its_node_applies():
+    """`settable` is a promise that the node applies a new value at run time: only the monitor's tolerance
+    keeps it (read at every report); everything else is read at start and declared read-only."""
+    settable = {(name, p.name) for name, spec in SPECS.items() for p in spec if p.settable}
+    assert settable == {("monitor", "tolerance")}
+
+
+def _call(ex, client_node, srv_type, name: str, request):
+    from rosutil import spin_until
+
+    cli = client_node.create_client(srv_type, name)
+    assert spin_until(ex, cli.service_is_ready, 10.0), f"{name} not available"
+    future = cli.call_async(request)
+    assert spin_until(ex, future.done, 10.0), f"{name} did not answer"
+    return future.result()
+
+
+@ros
+def test_ros2_param_set_on_the_safety_layer_is_refused_and_changes_nothing():
+    """`ros2 param set /sim2real velocity_scale 1.0` on the real graph's sim2real (started with the files and
+    arguments `legion-launch real` gives it) goes to its set_parameters service, as here: refused with a reason
+    naming the parameter, the value and the envelope the node enforces unchanged. Before parameters were
+    read-only it was accepted (successful=True) and silently ignored: the envelope kept 0.5."""
+    import rclpy
+    from rcl_interfaces.srv import DescribeParameters, GetParameters, SetParameters
+    from rclpy.parameter import Parameter
+
+    from legion_bridge.launcher import node_commands
+    from legion_bridge.nodes.sim2real_node import Sim2RealNode
+    from rosutil import ros_context
+
+    (cmd,) = node_commands("real", only=["sim2real"], resolve_executables=False)
+    with ros_context() as (ctx, ex):
+        node = Sim2RealNode(context=ctx, cli_args=list(cmd.argv[1:]))
+        client = rclpy.create_node("param_client", context=ctx)
+        try:
+            ex.add_node(node)
+            ex.add_node(client)
+            before = node.core.limits
+            assert before.velocity_scale == 0.5 and node.get_parameter("legion_mode").value == "real"
+            for name, value in (("velocity_scale", 1.0), ("velocity_scale", 7.0), ("position_margin", 0.0),
+                                ("start_enabled", True)):
+                req = SetParameters.Request(parameters=[Parameter(name, value=value).to_parameter_msg()])
+                (result,) = _call(ex, client, SetParameters, "/sim2real/set_parameters", req).results
+                assert not result.successful, (name, value)
+                assert result.reason == f"Trying to set a read-only parameter: {name}.", result.reason
+            got = _call(ex, client, GetParameters, "/sim2real/get_parameters",
+                        GetParameters.Request(names=["velocity_scale", "start_enabled"])).values
+            assert [got[0].double_value, got[1].bool_value] == [0.5, False]
+            (d,) = _call(ex, client, DescribeParameters, "/sim2real/describe_parameters",
+                         DescribeParameters.Request(names=["velocity_scale"])).descriptors
+            assert d.read_only
+            assert node.core.limits is before and node.core.limits.velocity_scale == 0.5
+            assert not node.core.enabled
+        finally:
+            client.destroy_node()
+            node.destroy_node()
+
+
+@ros
+def test_a_settable_parameter_is_checked_against_its_spec_and_applied():
+    """The monitor's tolerance, over its set_parameters service: outside its range refused with a reason naming
+    it, inside applied at once (the next report compares rates with it); its period stays read-only."""
+    import rclpy
+    from rcl_interfaces.srv import SetParameters
+    from rclpy.parameter import Parameter
+
+    from legion_bridge.launcher import node_commands
+    from legion_bridge.nodes.monitor_node import MonitorNode
+    from rosutil import ros_context
+
+    (cmd,) = node_commands("sim", only=["monitor"], resolve_executables=False)
+    with ros_context() as (ctx, ex):
+        node = MonitorNode(context=ctx, cli_args=list(cmd.argv[1:]))
+        client = rclpy.create_node("param_client", context=ctx)
+        try:
+            ex.add_node(node)
+            ex.add_node(client)
+            assert node.tolerance == MONITOR["tolerance"].default
+
+            def set_(name, value):
+                req = SetParameters.Request(parameters=[Parameter(name, value=value).to_parameter_msg()])
+                return _call(ex, client, SetParameters, "/monitor/set_parameters", req).results[0]
+
+            refused = set_("tolerance", -0.1)
+            assert not refused.successful and "tolerance" in refused.reason and "-0.1" in refused.reason
+            assert node.tolerance == MONITOR["tolerance"].default
+            assert set_("tolerance", 0.2).successful
+            assert node.tolerance == 0.2 and node.get_parameter("tolerance").value == 0.2
+            refused = set_("period_s", 2.0)
+            assert not refused.successful and refused.reason == "Trying to set a read-only parameter: period_s."
+        finally:
+            client.destroy_node()
+            node.destroy_node()
+
+
+@ros
+def test_on_set_must_apply_exactly_the_settable_parameters():
+    from legion_policy.nodes.parameters import declare_all
+    from rosutil import ros_context
+
+    import rclpy
+
+    spec = NodeParams("n", (ParamSpec("x", "double", 1.0, "a parameter", range=POSITIVE, settable=True),
+                            ParamSpec("y", "double", 1.0, "another")))
+    with ros_context() as (ctx, _ex):
+        node = rclpy.create_node("n", context=ctx)
+        try:
+            with pytest.raises(KeyError, match="on_set must apply exactly its settable parameters"):
+                declare_all(node, spec)
+        finally:
+            node.destroy_node()

@@ -3,7 +3,8 @@
 Parameters: ``topics`` (list of ``/topic:pkg/msg/Type``, or ``$name:pkg/msg/Type`` for the topic
 that parameter ``name`` holds, e.g. ``$joint_states_topic``: the driver profile's), ``expected_rates_hz`` (same
 length; 0 = no expectation), ``tolerance`` (relative rate error that still counts as OK),
-``period_s`` (report period).
+``period_s`` (report period). ``tolerance`` is settable at run time (``ros2 param set /monitor tolerance
+0.1``: the next report uses it); the others are read at start, read-only.
 """
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ from legion_policy.ros_io import ERROR, OK, STREAM_QOS, WARN, diagnostic_array, 
 class MonitorNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("monitor", **kwargs)
-        p = declare_all(self, MONITOR, expected_rates_hz=lambda v: [0.0] * len(v.topics))
+        p = declare_all(self, MONITOR, expected_rates_hz=lambda v: [0.0] * len(v.topics),
+                        on_set={"tolerance": self._set_tolerance})
         specs, expected, self.tolerance, period = p.topics, p.expected_rates_hz, p.tolerance, p.period_s
         if len(expected) != len(specs):
             raise ValueError(f"expected_rates_hz has {len(expected)} entries for {len(specs)} topics")
@@ -43,6 +45,10 @@ class MonitorNode(Node):
             self.watch.append((topic, float(rate), tracker))
         self.pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_timer(period, self.report)
+
+    def _set_tolerance(self, value: float) -> None:
+        self.tolerance = float(value)
+        self.get_logger().info(f"tolerance set to {self.tolerance:g}")
 
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9

@@ -8,14 +8,20 @@ through :func:`declare_spec`. The name, type, default, description and range com
 ``ros2 param describe`` shows the description, the range (FloatingPointRange / IntegerRange) and the
 constraints, and a value outside the range refuses the start with one line (``<name> must be in
 [lo, hi], got <value>``).
+
+Once declared, a parameter is read-only (``ParameterDescriptor.read_only``: ``ros2 param set`` is
+refused with "Trying to set a read-only parameter: <name>."), because the node read it at start and a
+new value would be accepted and ignored. A spec marked ``settable`` is the exception: the node passes
+``declare_all(..., on_set={name: apply})``, a new value is checked against the spec (type, range with
+its open ends, choices; refused with the one-line reason) and handed to ``apply`` at once.
 """
 from __future__ import annotations
 
 import math
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Callable, Mapping
 
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 
 from legion_policy.params import NodeParams, ParamSpec, value_matches
 
@@ -25,8 +31,11 @@ INT64_MAX = 2**63 - 1
 
 
 def descriptor(spec: ParamSpec, with_range: bool = True) -> ParameterDescriptor:
-    """The ParameterDescriptor of ``spec``: description, constraints and (``with_range``) its ROS range."""
-    d = ParameterDescriptor(description=spec.description, additional_constraints=spec.constraint_text())
+    """The ParameterDescriptor of ``spec``: description, constraints, read-only unless settable and
+    (``with_range``) its ROS range; the first declaration of a ranged one goes without both
+    (a read-only descriptor cannot be replaced)."""
+    d = ParameterDescriptor(description=spec.description, additional_constraints=spec.constraint_text(),
+                            read_only=with_range and not spec.settable)
     r = spec.range
     if with_range and r is not None:
         if spec.type == "double":
@@ -96,7 +105,8 @@ class Declared:
         return {name: getattr(self, name) for name in names}
 
 
-def declare_all(node, params: NodeParams, **computed: Any) -> Declared:
+def declare_all(node, params: NodeParams, *, on_set: Mapping[str, Callable[[Any], None]] | None = None,
+                **computed: Any) -> Declared:
     """Declare every parameter of ``params`` on ``node``, in spec order, and return their values.
 
     ``computed[name]`` is the default of a parameter the node computes at start (required where the
@@ -104,14 +114,40 @@ def declare_all(node, params: NodeParams, **computed: Any) -> Declared:
     (a :class:`Declared`), e.g. the joint names of the ``robot_model`` declared earlier. The first
     value that is refused (wrong type, outside the range) stops the declaration, as
     :func:`declare_spec` says.
+
+    ``on_set[name]`` applies a new value of the ``settable`` parameter ``name`` at run time; it is
+    required for exactly the spec's settable parameters (a settable one the node did not apply would
+    be accepted and ignored). Every other parameter is read-only.
     """
     unknown = sorted(set(computed) - set(params.names))
     if unknown:
         raise KeyError(f"node {params.node} has no parameter {unknown} in its spec")
+    on_set = dict(on_set or {})
+    settable = {p.name: p for p in params if p.settable}
+    if set(on_set) != set(settable):
+        raise KeyError(f"node {params.node}: on_set must apply exactly its settable parameters {sorted(settable)}, "
+                       f"got {sorted(on_set)}")
     values: dict[str, Any] = {}
     for spec in params:
         default = computed.get(spec.name, _SPEC_DEFAULT)
         if callable(default):
             default = default(Declared(params.node, values))
         values[spec.name] = declare_spec(node, spec, default)
+    if settable:  # after the declarations: rclpy calls this callback for them too
+        node.add_on_set_parameters_callback(lambda changed: _apply(settable, on_set, changed))
     return Declared(params.node, values)
+
+
+def _apply(settable: Mapping[str, ParamSpec], on_set: Mapping[str, Callable[[Any], None]],
+           changed) -> SetParametersResult:
+    """rclpy's on-set callback: check every settable parameter in ``changed`` against its spec, then apply
+    them all (others pass: rclpy refused the read-only ones already, a new declaration is not a change)."""
+    mine = [p for p in changed if p.name in settable]
+    for p in mine:
+        try:
+            settable[p.name].check(p.value, what="new value")
+        except (TypeError, ValueError) as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+    for p in mine:
+        on_set[p.name](p.value)
+    return SetParametersResult(successful=True)
