@@ -32,23 +32,33 @@ _LIMIT = {f.name: f.default for f in dataclasses.fields(SafetyLimits) if f.defau
 _MODEL_JOINTS = "the robot model's joint names, joint_a1..joint_a7"
 
 
+#: What a node started without its calibration is told to pass.
+PASS_CALIBRATION = "pass the calibration file (config/calibration.yaml, docs/calibration.md)"
+
 #: Robot model and calibration (config/calibration.yaml) of real2sim and sim2real
-#: (``bridge_params.hand_frames``); sim_arm takes the calibration's defaults from the file itself.
-#: (Only the ``constraints`` texts document rules: legion_bridge.calibration checks them.)
+#: (``bridge_params.hand_frames``). The calibration has no default: a node started without the file
+#: refuses to start (a default would run the safety envelope for a cell nobody calibrated). sim_arm
+#: takes the calibration's defaults from the file itself. (Only the ``constraints`` texts document rules:
+#: legion_bridge.calibration checks them.)
 CELL = (
     ParamSpec("robot_model", "string", "iiwa7", "iiwa7 | iiwa14 | path of a URDF"),
-    ParamSpec("sim_from_base_xyz", "double[]", [0.0, 0.0, 0.0],
-              "robot base position in the sim frame [m] (calibration.yaml)", constraints="3 values"),
-    ParamSpec("sim_from_base_rpy", "double[]", [0.0, 0.0, 0.0],
-              "robot base roll, pitch, yaw in the sim frame [rad] (calibration.yaml)", constraints="3 values"),
-    ParamSpec("base_from_camera_xyz", "double[]", [0.0, 0.0, 0.0],
-              "camera position in the robot base frame [m] (calibration.yaml)", constraints="3 values"),
-    ParamSpec("base_from_camera_quat_xyzw", "double[]", [0.0, 0.0, 0.0, 1.0],
-              "camera orientation in the robot base frame, (x, y, z, w)", constraints="4 values, a rotation"),
-    ParamSpec("workspace_min", "double[]", [-0.5, 0.4, 0.05],
-              "workspace box lower corner, sim frame, hand point [m]", constraints="3 values, below workspace_max"),
-    ParamSpec("workspace_max", "double[]", [0.5, 1.0, 0.5],
-              "workspace box upper corner, sim frame, hand point [m]", constraints="3 values"),
+    ParamSpec("sim_from_base_xyz", "double[]", None, "robot base position in the sim frame [m] (calibration.yaml)",
+              constraints="3 values", required=PASS_CALIBRATION),
+    ParamSpec("sim_from_base_rpy", "double[]", None,
+              "robot base roll, pitch, yaw in the sim frame [rad] (calibration.yaml)", constraints="3 values",
+              required=PASS_CALIBRATION),
+    ParamSpec("base_from_camera_xyz", "double[]", None,
+              "camera position in the robot base frame [m] (calibration.yaml)", constraints="3 values",
+              required=PASS_CALIBRATION),
+    ParamSpec("base_from_camera_quat_xyzw", "double[]", None,
+              "camera orientation in the robot base frame, (x, y, z, w) (calibration.yaml)",
+              constraints="4 values, a rotation", required=PASS_CALIBRATION),
+    ParamSpec("workspace_min", "double[]", None,
+              "workspace box lower corner, sim frame, hand point [m] (calibration.yaml)",
+              constraints="3 values, below workspace_max", required=PASS_CALIBRATION),
+    ParamSpec("workspace_max", "double[]", None,
+              "workspace box upper corner, sim frame, hand point [m] (calibration.yaml)", constraints="3 values",
+              required=PASS_CALIBRATION),
 )
 assert tuple(p.name for p in CELL[1:]) == CALIBRATION_KEYS
 

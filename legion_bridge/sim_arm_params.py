@@ -49,6 +49,6 @@ SIM_ARM = NodeParams("sim_arm", merge((
     *topics(joint_states_topic="out", gripper_state_topic="out", gripper_command_topic="in",
             object_pose_prefix="out", joint_trajectory_topic="in", position_command_topic="in",
             sim_success_topic="out", sim_reset_topic="in"),
-), tuple(dataclasses.replace(p, default=None, computed="config/calibration.yaml's value") for p in CELL[1:]), (
+), tuple(dataclasses.replace(p, required="", computed="config/calibration.yaml's value") for p in CELL[1:]), (
     arm_joint_names("the arm's joints A1..A7 as the stood-in driver names them, in that order (config/drivers/)"),
 )))

@@ -97,7 +97,9 @@ class ParamSpec:
     says what), description (``ros2 param describe``'s text). ``range`` (int/double only) is
     enforced where it is declared; ``choices`` (string only) and ``constraints`` (free text) are
     documented and checked by the node. ``settable``: the node applies a new value at run time
-    (else the parameter is read-only once declared).
+    (else the parameter is read-only once declared). ``required``: no default at all (``default``
+    ``None``): the node refuses to start without it, and this text says what to pass (e.g. the
+    calibration file).
     """
 
     name: str
@@ -109,6 +111,7 @@ class ParamSpec:
     constraints: str = ""
     computed: str = ""
     settable: bool = False
+    required: str = ""
 
     def __post_init__(self) -> None:
         where = f"parameter {self.name!r}"
@@ -124,9 +127,13 @@ class ParamSpec:
             if self.type != "string" or not self.choices:
                 raise ValueError(f"{where}: choices need type string and at least one choice")
             object.__setattr__(self, "choices", tuple(self.choices))
-        if self.default is None:
+        if self.required:
+            if self.default is not None or self.computed:
+                raise ValueError(f"{where}: a required parameter has no default (neither `default` nor `computed`)")
+        elif self.default is None:
             if not self.computed:
-                raise ValueError(f"{where}: a default of None needs `computed` (what the node computes at start)")
+                raise ValueError(f"{where}: a default of None needs `computed` (what the node computes at start)"
+                                 " or `required` (what to pass)")
         elif self.computed:
             raise ValueError(f"{where}: give a default or `computed`, not both")
         else:
@@ -171,9 +178,15 @@ class ParamSpec:
 
     def default_text(self) -> str:
         """The default as the docs show it."""
+        if self.required:
+            return f"required: {self.required}"
         if self.default is None:
             return f"({self.computed})"
         return _literal(self.default)
+
+    def missing_error(self) -> str:
+        """The one-line error for a required parameter that was not given."""
+        return f"required parameter {self.name!r} is not set: {self.required}"
 
 
 def _literal(v: Any) -> str:

@@ -38,6 +38,7 @@ def test_every_graph_node_has_a_spec_named_after_it():
     (dict(type="double", default=0.0, range=POSITIVE), ValueError, "x must be > 0, got 0.0"),
     (dict(type="string", default="c", choices=("a", "b")), ValueError, "must be one of"),
     (dict(type="string", default=None), ValueError, "needs `computed`"),
+    (dict(type="string", default="a", required="pass it"), ValueError, "a required parameter has no default"),
     (dict(type="float", default=1.0), ValueError, "is not one of"),
     (dict(type="double", default=1.0, description=" "), ValueError, "needs a description"),
 ])
@@ -68,7 +69,7 @@ def test_every_spec_default_is_what_ros_would_declare_with_its_type():
     for spec in SPECS.values():
         for p in spec:
             assert p.default is None or value_matches(p.type, p.default), (spec.node, p.name)
-            assert p.default is not None or p.computed, (spec.node, p.name)
+            assert p.default is not None or p.computed or p.required, (spec.node, p.name)
 
 
 def test_sim2real_command_interfaces_are_the_bridge_loops():
@@ -154,6 +155,8 @@ def test_write_leaves_the_rest_of_the_file_alone(tmp_path):
 # --- the nodes declare their spec ------------------------------------------------------------------------
 
 ros = pytest.mark.ros
+#: real2sim and sim2real need the calibration (no defaults): the shipped file
+CALIBRATION_ARGS = ["--ros-args", "--params-file", str(config_path("calibration.yaml"))]
 
 
 def _declared(node) -> dict:
@@ -191,7 +194,8 @@ def test_bridge_nodes_declare_exactly_their_spec(tmp_path):
     from rosutil import ros_context
 
     with ros_context() as (ctx, _ex):
-        nodes = [Real2SimNode(context=ctx), Sim2RealNode(context=ctx), DescriptionNode(context=ctx),
+        nodes = [Real2SimNode(context=ctx, cli_args=CALIBRATION_ARGS), Sim2RealNode(context=ctx, cli_args=CALIBRATION_ARGS),
+                 DescriptionNode(context=ctx),
                  MonitorNode(context=ctx, parameter_overrides=[
                      Parameter("topics", value=["$joint_states_topic:sensor_msgs/msg/JointState"]),
                      Parameter("joint_states_topic", value="/lbr/joint_states")]),
@@ -305,7 +309,7 @@ def test_a_value_outside_the_range_refuses_the_start_with_one_line(make, overrid
         params.append(Parameter("bag_path", value=str(tmp_path / "bag")))
     with ros_context() as (ctx, _ex):
         with pytest.raises(ValueError) as err:
-            cls(context=ctx, parameter_overrides=params)
+            cls(context=ctx, parameter_overrides=params, cli_args=CALIBRATION_ARGS if make == "sim2real" else None)
     assert str(err.value) == message
 
 
@@ -317,6 +321,34 @@ def test_the_node_process_prints_the_range_error_as_one_line(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip() == "recorder: discovery_period_s must be > 0, got -1.0"
     assert not (tmp_path / "bag").exists()
+
+
+@ros
+@pytest.mark.parametrize("node", ["real2sim", "sim2real"])
+def test_a_node_started_without_the_calibration_refuses_to_start_with_one_line(node, tmp_path):
+    """The calibration has no default (an envelope for an uncalibrated cell would be a guess): the process,
+    started as `ros2 run` starts it with every parameter file but calibration.yaml, exits 2 with one line
+    naming the missing parameter and the file to pass; with the file it starts (here: it refuses the agent
+    path that comes next instead, so nothing runs)."""
+    from legion_bridge.launcher import node_commands
+
+    (cmd,) = node_commands("real", only=[node], resolve_executables=False)
+    argv = list(cmd.argv[1:])
+    i = argv.index(str(config_path("calibration.yaml")))
+    without = argv[:i - 1] + argv[i + 1:]
+    assert "calibration.yaml" not in " ".join(without)
+    proc = subprocess.run([sys.executable, "-m", f"legion_bridge.nodes.{node}_node", *without],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip() == (f"{node}: required parameter 'sim_from_base_xyz' is not set: pass the calibration "
+                                   "file (config/calibration.yaml, docs/calibration.md)"), proc.stderr
+    partial = tmp_path / "partial.yaml"  # a calibration file missing a key names that key
+    partial.write_text("/**:\n  ros__parameters:\n    sim_from_base_xyz: [0.0, 0.65, 1.36]\n"
+                       "    sim_from_base_rpy: [3.14, 0.0, 1.57]\n")
+    proc = subprocess.run([sys.executable, "-m", f"legion_bridge.nodes.{node}_node", *without,
+                           "--params-file", str(partial)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.strip().startswith(
+        f"{node}: required parameter 'base_from_camera_xyz' is not set"), proc.stderr
 
 
 def test_graph_topic_defaults_are_the_parameter_files_topic_names():

@@ -119,6 +119,7 @@ def test_a_node_refuses_a_parameter_of_the_wrong_type_with_one_line():
     exe = Path(sys.executable).parent / "legion_sim2real"
     proc = subprocess.run([str(exe), "--ros-args", "--params-file", str(root / "config" / "topics.yaml"),
                            "--params-file", str(root / "config" / "sim2real.yaml"),
+                           "--params-file", str(root / "config" / "calibration.yaml"),
                            "-p", "reference_lead_s:=0"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2, proc.stderr
     assert "sim2real:" in proc.stderr and "reference_lead_s" in proc.stderr and "DOUBLE" in proc.stderr

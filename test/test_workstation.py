@@ -469,11 +469,15 @@ def test_ros2_topic_pub_reaches_the_policy(workspace, tmp_path):
 # --- ros2 run with bad input -------------------------------------------------------------------------
 
 
+#: The installed calibration file (what the launch files pass to real2sim and sim2real).
+CALIBRATION = "$(ros2 pkg prefix legion_bridge)/share/legion_bridge/config/calibration.yaml"
 BAD_INPUT = [
     ("legion_sim_arm", "-p robot_model:=iiwa99", "iiwa99"),
     ("legion_sim_arm", "-p scene:=no-such-task-v3", "no-such-task-v3"),
-    ("legion_real2sim", "-p agent_path:=/nonexistent/agent", "/nonexistent/agent"),
-    ("legion_sim2real", "-p command_interface:=velocity", "velocity"),
+    ("legion_real2sim", "--params-file {calibration} -p agent_path:=/nonexistent/agent", "/nonexistent/agent"),
+    ("legion_real2sim", "", "required parameter 'sim_from_base_xyz' is not set: pass the calibration file"),
+    ("legion_sim2real", "--params-file {calibration} -p command_interface:=velocity", "velocity"),
+    ("legion_sim2real", "", "required parameter 'sim_from_base_xyz' is not set: pass the calibration file"),
     ("legion_policy_node", "-p agent_path:=/nonexistent/agent", "/nonexistent/agent"),
     ("legion_sequencer", "-p agent_path:=/nonexistent/agent", "/nonexistent/agent"),
     ("legion_sequencer", "", "nothing to run"),
@@ -485,12 +489,12 @@ BAD_INPUT = [
 
 
 @pytest.mark.parametrize("executable,args,named", BAD_INPUT,
-                         ids=[f"{e}:{a.split(':=')[0] or 'none'}" for e, a, _ in BAD_INPUT])
+                         ids=[f"{e}:{a.split(':=')[0].split()[-1] if a else 'none'}" for e, a, _ in BAD_INPUT])
 def test_ros2_run_with_bad_input_exits_non_zero_with_one_line(workspace, tmp_path, executable, args, named):
     bad = tmp_path / "bad.yaml"
     bad.write_text("steps:\n  - skill: fly-to-the-moon-v3\n")
     done = run(workspace, f"ros2 run legion_bridge {executable} --ros-args "
-                          f"{args.format(bad_sequence=bad, tmp=tmp_path)}",
+                          f"{args.format(bad_sequence=bad, tmp=tmp_path, calibration=CALIBRATION)}",
                timeout=120)
     assert done.returncode != 0
     lines = [ln for ln in (done.stdout + done.stderr).splitlines()

@@ -22,10 +22,16 @@ from types import MappingProxyType
 from typing import Any, Callable, Mapping
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rclpy.parameter import Parameter
 
 from legion_policy.params import NodeParams, ParamSpec, value_matches
 
 _SPEC_DEFAULT = object()
+#: A spec type's rclpy type, for a parameter declared without a value (a required one).
+_ROS_TYPES = {"bool": Parameter.Type.BOOL, "int": Parameter.Type.INTEGER, "double": Parameter.Type.DOUBLE,
+              "string": Parameter.Type.STRING, "bool[]": Parameter.Type.BOOL_ARRAY,
+              "int[]": Parameter.Type.INTEGER_ARRAY, "double[]": Parameter.Type.DOUBLE_ARRAY,
+              "string[]": Parameter.Type.STRING_ARRAY}
 #: An integer range's open upper end (ROS has no infinite integer).
 INT64_MAX = 2**63 - 1
 
@@ -51,9 +57,17 @@ def declare_spec(node, spec: ParamSpec, default: Any = _SPEC_DEFAULT) -> Any:
     """Declare ``spec`` on ``node`` and return its value (the override's, else the default).
 
     ``default`` replaces the spec's default (required where the spec's is ``None``: computed at
-    start). A value outside the spec's range raises ValueError with one line; a value of the wrong
+    start). A ``required`` spec is declared by its type only: not given, it refuses the start with
+    one line (``required parameter 'x' is not set: <what to pass>``). A value outside the spec's range raises ValueError with one line; a value of the wrong
     type raises rclpy's InvalidParameterTypeException (both refuse a node's start, ros_io.run_node).
     """
+    if spec.required:
+        if default is not _SPEC_DEFAULT:
+            raise TypeError(f"parameter {spec.name!r} is required: it has no default")
+        got = node.declare_parameter(spec.name, _ROS_TYPES[spec.type], descriptor(spec)).value
+        if got is None:  # declared by type only, and no parameter file or -p gave it
+            raise ValueError(spec.missing_error())
+        return got
     value = spec.default if default is _SPEC_DEFAULT else default
     if value is None:
         raise TypeError(f"parameter {spec.name!r}: the node must pass the default it computes ({spec.computed})")
