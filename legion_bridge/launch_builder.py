@@ -117,6 +117,7 @@ def rviz_node_specs(mode: str, values: dict) -> list[dict]:
     """(plain data) the package, executable, parameters, remappings and arguments of the nodes that
     ``rviz:=true`` starts for launch-argument ``values`` (strings; unset ones take their defaults)."""
     from legion_bridge.calibration import read_ros_params
+    from legion_bridge.node_params import DESCRIPTION
     from legion_bridge.robot.description import robot_description
 
     values = graph_mod.argument_values(mode, values)
@@ -124,7 +125,7 @@ def rviz_node_specs(mode: str, values: dict) -> list[dict]:
     description = read_ros_params(config_path("description.yaml"))
     urdf = robot_description(values["robot_model"] or "iiwa7", profile.get("arm_joint_names"))
     sim_time = graph_mod.convert(values["use_sim_time"] or "false", "bool")
-    joint_states = description.get("robot_joint_states_topic", "/legion/robot_joint_states")
+    joint_states = description.get("robot_joint_states_topic", DESCRIPTION["robot_joint_states_topic"].default)
     return [
         {"package": "robot_state_publisher", "executable": "robot_state_publisher", "name": "robot_state_publisher",
          "parameters": {"robot_description": urdf, "use_sim_time": sim_time, "frame_prefix": RVIZ_FRAME_PREFIX},

@@ -128,9 +128,9 @@ SIM2REAL = NodeParams("sim2real", merge(CELL, PERIOD, (
               "fastest turn of the fingers to a binding's finger_yaw_deg [deg/s]", range=POSITIVE),
     ParamSpec("finger_yaw_acceleration_deg_s2", "double", _S2R.finger_yaw_acceleration_deg_s2,
               "acceleration and braking of that turn [deg/s^2]", range=POSITIVE),
-    ParamSpec("acceleration_limits", "double[]", None, "joint acceleration limits [rad/s^2]",
-              computed=f"{DEFAULT_ACCELERATION_LIMIT} for each joint of robot_model",
-              constraints="one value > 0 per joint"),
+    ParamSpec("acceleration_limits", "double[]", [DEFAULT_ACCELERATION_LIMIT] * 7,
+              "joint acceleration limits A1..A7 [rad/s^2] (not in KUKA's datasheet: the simulated controller's "
+              "setpoint limit)", constraints="one value > 0 per joint"),
     ParamSpec("position_margin", "double", _LIMIT["position_margin"],
               "kept away from every joint position limit [rad]", range=NON_NEGATIVE,
               constraints="leaves a range on every joint"),

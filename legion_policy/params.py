@@ -240,6 +240,12 @@ class NodeParams:
     def names(self) -> tuple[str, ...]:
         return tuple(p.name for p in self.params)
 
+    def defaults(self) -> dict[str, Any]:
+        """``{name: default}`` of every parameter with a default in the spec (lists as lists): what the node
+        declares when no parameter file sets it (ROS-free readers of the parameter files start from this)."""
+        return {p.name: list(p.default) if isinstance(p.default, tuple) else p.default
+                for p in self.params if p.default is not None}
+
     def markdown_table(self) -> str:
         """The node's parameter table (markdown), one row per parameter."""
         rows = ["| parameter | type | default | constraints | run time | description |", "|---|---|---|---|---|---|"]

@@ -7,6 +7,7 @@ import numpy as np
 
 from legion_bridge.calibration import load_calibration, read_ros_params
 from legion_bridge.hand import HandFrames
+from legion_bridge.node_params import SIM2REAL
 from legion_bridge.paths import config_path
 from legion_bridge.robot.kinematics import Kinematics
 from legion_bridge.robot.urdf_model import load_robot_model
@@ -19,11 +20,12 @@ LIMIT_KEYS = ("acceleration_limits", "position_margin", "velocity_scale", "box_t
 
 @lru_cache(maxsize=None)
 def cell(model_name: str = "iiwa7"):
-    """(model, kinematics, calibration, hand frames, limits params) of the shipped config."""
+    """(model, kinematics, calibration, hand frames, sim2real's params: spec defaults + limits.yaml) of the shipped config."""
     cal = load_calibration(config_path("calibration.yaml"))
     model = load_robot_model(model_name)
     kin = Kinematics(model, sim_from_base=cal.sim_from_base)
-    return model, kin, cal, HandFrames(kin, cal), read_ros_params(config_path("limits.yaml"))
+    params = {**SIM2REAL.defaults(), **read_ros_params(config_path("limits.yaml"))}  # the files only override
+    return model, kin, cal, HandFrames(kin, cal), params
 
 
 def limits(model_name: str = "iiwa7", **overrides) -> SafetyLimits:

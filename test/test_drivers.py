@@ -27,7 +27,6 @@ LBR_JOINTS = [f"lbr_A{i}" for i in range(1, 8)]
 def test_each_profile_names_the_arm_topics_and_seven_joints_and_every_node_loads_it_after_topics():
     for driver in graph_mod.DRIVERS:
         profile = read_ros_params(config_path("drivers", f"{driver}.yaml"))
-        assert profile["driver"] == driver
         assert len(profile["arm_joint_names"]) == 7
         for key in ("joint_states_topic", "joint_trajectory_topic", "position_command_topic"):
             assert profile[key].startswith("/"), (driver, key)

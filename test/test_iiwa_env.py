@@ -40,9 +40,10 @@ warnings.filterwarnings("ignore", category=UserWarning)
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 
-def _node_params(*files: str) -> dict:
-    """The sim graph's parameter files of a node, in its order (docs/architecture.md), merged."""
-    out: dict = {}
+def _node_params(spec, *files: str) -> dict:
+    """The node's spec defaults with the sim graph's parameter files of the node over them, in its order
+    (docs/architecture.md)."""
+    out: dict = spec.defaults()
     for f in ("topics.yaml", *files, "calibration.yaml", "modes/sim.yaml"):
         out.update(read_ros_params(config_path(f)))
     return out
@@ -50,8 +51,10 @@ def _node_params(*files: str) -> dict:
 
 def _hand_wired_loop(task: str, variation):
     """sim_arm + sim2real + real2sim wired by hand as the nodes pass their messages (no BridgeLoop)."""
-    s2r_p = _node_params("sim2real.yaml", "limits.yaml")
-    r2s_p = _node_params("real2sim.yaml", "limits.yaml")
+    from legion_bridge.node_params import REAL2SIM, SIM2REAL
+
+    s2r_p = _node_params(SIM2REAL, "sim2real.yaml", "limits.yaml")
+    r2s_p = _node_params(REAL2SIM, "real2sim.yaml", "limits.yaml")
     sim = SimArm(task, "iiwa7", seed=0)
     sim.reset(variation=variation)
     cal = Calibration.from_params(s2r_p)

@@ -95,12 +95,82 @@ def test_the_nodes_own_parameter_files_set_only_declared_parameters(node):
     for mode in ("sim", "real"):
         doc = yaml.safe_load(config_path("modes", f"{mode}.yaml").read_text())
         own.update((doc.get(node) or {}).get("ros__parameters") or {})
-    assert own, f"config/{node}.yaml sets nothing"
     unknown = sorted(k for k in own if k not in spec)
     assert not unknown, f"{node}: parameter files set {unknown}, which the node never declares"
     for key, value in own.items():  # the file's values have the declared types (else the start is refused)
         p = spec[key]
         assert value_matches(p.type, value), f"{node}: {key}: {value!r} in a parameter file is not a {p.type}"
+
+
+#: The graph's wiring, written out in full: the file a cell edits to rewire its topics (topics.yaml) and the
+#: default driver's profile (what another profile copies). Their values equal the spec defaults, checked below.
+WIRING = ("topics.yaml", "drivers/iiwa_ros2.yaml")
+
+
+def _what_each_file_gives():
+    """{config-relative file: {(node, key): value}} over every node each graph (both modes, every driver,
+    recording on) starts, with the files the graph gives it (`/**` and `<node>` sections)."""
+    from legion_bridge.graph import DRIVERS, resolve
+
+    out: dict = {}
+    for mode in ("sim", "real"):
+        for driver in DRIVERS:
+            for launch in resolve(mode, {"driver": driver, "record": "true", "task": "reach-v3"}):
+                node = launch.spec.name
+                for f in launch.param_files:
+                    rel = str(Path(f).relative_to(config_path()))
+                    for key, value in _sections(Path(f), node).items():
+                        out.setdefault(rel, {})[(node, key)] = value
+    return out
+
+
+def test_parameter_files_only_override_the_specs_defaults():
+    """One default per parameter, in the spec. A parameter file sets only parameters a node that loads it
+    declares (a key no node declares is silently ignored), with the declared type, and never a spec's
+    default: a value repeating one would be a second place to keep in step (drift: the monitor's tolerance
+    was 0.1 in its spec and 0.05 in monitor.yaml), so it is removed, and a new default is written in the spec
+    alone. The wiring files (WIRING) are the exception: they write out every topic name for a cell to edit,
+    and each value there equals the spec's default, so the two cannot drift apart either."""
+    from legion_policy.params import GRAPH_TOPICS
+
+    problems = []
+    for rel, given in sorted(_what_each_file_gives().items()):
+        for (node, key), value in sorted(given.items()):
+            spec = SPECS[node]
+            if key in spec:
+                p = spec[key]
+            elif key in GRAPH_TOPICS and spec.dynamic:  # a `$name` topic entry of the monitor or recorder
+                p = GRAPH_TOPICS[key]
+            else:
+                if not any(k == key and (k in SPECS[n] or (k in GRAPH_TOPICS and SPECS[n].dynamic))
+                           for n, k in given):
+                    problems.append(f"{rel}: {key} is declared by no node that loads the file")
+                continue
+            if not value_matches(p.type, value):
+                problems.append(f"{rel}: {node}.{key}: {value!r} is not a {p.type}")
+            default = None if p.default is None else (list(p.default) if isinstance(p.default, tuple) else p.default)
+            if rel in WIRING:
+                if key in GRAPH_TOPICS and value != GRAPH_TOPICS[key].default:
+                    problems.append(f"{rel}: {key} = {value!r} drifted from the spec's default "
+                                    f"{GRAPH_TOPICS[key].default!r}")
+            elif default is not None and value == default:
+                problems.append(f"{rel}: {node}.{key} = {value!r} repeats the spec's default: remove it")
+    assert not problems, "\n".join(sorted(set(problems)))
+
+
+def test_the_drift_rule_catches_a_copy(tmp_path, monkeypatch):
+    """The rule above is not vacuous: monitor.yaml with the old copy of its tolerance fails it."""
+    import legion_bridge.graph as graph_mod
+
+    cfg = tmp_path / "config"
+    import shutil
+    shutil.copytree(config_path(), cfg)
+    with (cfg / "monitor.yaml").open("a") as f:
+        f.write(f"    tolerance: {MONITOR['tolerance'].default}\n")
+    monkeypatch.setattr(graph_mod, "config_path", lambda *parts: cfg.joinpath(*parts))
+    monkeypatch.setattr(sys.modules[__name__], "config_path", lambda *parts: cfg.joinpath(*parts))
+    with pytest.raises(AssertionError, match=r"monitor.yaml: monitor.tolerance = 0.05 repeats the spec's default"):
+        test_parameter_files_only_override_the_specs_defaults()
 
 
 def test_launch_arguments_set_declared_parameters():

@@ -22,7 +22,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from legion_bridge.node_params import COMMAND_INTERFACES, SIM2REAL
 from legion_bridge.nodes.bridge_params import ModelOf, hand_frames, joint_names, policy_period, stamp_s
-from legion_bridge.safety import DEFAULT_ACCELERATION_LIMIT, SafetyLimits
+from legion_bridge.safety import SafetyLimits
 from legion_bridge.sim2real import Command, Sim2RealConfig, Sim2RealCore
 from legion_policy.nodes.parameters import declare_all
 from legion_policy.ros_io import (ERROR, LATCHED_QOS, OK, STREAM_QOS, WARN, diagnostic_array, diagnostic_status,
@@ -33,8 +33,7 @@ class Sim2RealNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("sim2real", **kwargs)
         model = ModelOf()
-        p = declare_all(self, SIM2REAL, arm_joint_names=model.joint_names,
-                        acceleration_limits=lambda v: [DEFAULT_ACCELERATION_LIMIT] * model(v).n_joints)
+        p = declare_all(self, SIM2REAL, arm_joint_names=model.joint_names)
         hand = hand_frames(p, model(p))
         period = policy_period(p)
         cfg = Sim2RealConfig(period_s=period, horizon_s=period * float(p.command_horizon_periods), **p.pick(

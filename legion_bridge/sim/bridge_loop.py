@@ -41,13 +41,15 @@ COMMAND_INTERFACES = ("trajectory", "position")
 
 
 def node_parameters(node: str, mode: str = "sim", values: Mapping[str, str] | None = None) -> dict:
-    """The parameters ``node`` is launched with: its parameter files (``legion_bridge.graph.resolve``) merged in
-    order, then the launch arguments' parameters (``values``: launch-argument strings, e.g. robot_model)."""
+    """The parameters ``node`` is launched with: its spec's defaults, its parameter files
+    (``legion_bridge.graph.resolve``) merged over them in order, then the launch arguments' parameters
+    (``values``: launch-argument strings, e.g. robot_model)."""
     from legion_bridge.graph import resolve
+    from legion_bridge.param_docs import SPECS
 
     for launch in resolve(mode, dict(values or {})):
         if launch.spec.name == node:
-            params: dict = {}
+            params: dict = SPECS[node][0].defaults()
             for f in launch.param_files:
                 params.update(read_ros_params(f, "/" + node))
             params.update(launch.parameters)
