@@ -20,8 +20,13 @@ from typing import Any, Mapping, Sequence, get_type_hints
 
 import yaml
 
-#: Where the named configs live (repository ``config/training``).
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "config" / "training"
+def config_dir() -> Path:
+    """Where the named configs live: ``config/training`` of the package's share folder (the repository in a
+    source checkout, share/legion_bridge after colcon or pip: ``legion_bridge.paths``)."""
+    from legion_bridge.paths import config_path
+
+    return config_path("training")
+
 NAMED_CONFIGS = ("smoke", "cpu", "paper")
 
 #: Metaworld's ``reward_function_version`` values (``env.reward_versions``) and the one of unlisted tasks.
@@ -287,7 +292,7 @@ def parse_override(text: str) -> dict:
 
 def resolve_config_path(name_or_path: str) -> Path:
     if name_or_path in NAMED_CONFIGS:
-        return CONFIG_DIR / f"{name_or_path}.yaml"
+        return config_dir() / f"{name_or_path}.yaml"
     p = Path(name_or_path)
     if not p.is_file():
         raise ConfigError(f"config {name_or_path!r}: not one of {NAMED_CONFIGS} and no such file")

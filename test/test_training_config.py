@@ -53,3 +53,23 @@ def test_round_trip_through_a_dict_and_every_field_documented():
     entries = [line for line in text.splitlines() if line.startswith("  ")]
     assert len(entries) == n_fields
     assert all(len(line.split(": ", 1)) == 2 and line.split(": ", 1)[1].strip() for line in entries)
+
+
+def test_named_configs_come_from_the_share_folders_config_training(tmp_path, monkeypatch):
+    """A named config is looked up where the package's data is (legion_bridge.paths: the source tree here, the
+    install's share/legion_bridge after colcon or pip; test_workstation runs it from a colcon install)."""
+    from legion_policy import paths
+    from legion_training.config import config_dir, load_config, resolve_config_path
+
+    assert config_dir() == paths.config_path("training")
+    assert resolve_config_path("cpu") == paths.share_dir() / "config" / "training" / "cpu.yaml"
+    (tmp_path / "config" / "training").mkdir(parents=True)
+    (tmp_path / "config" / "training" / "smoke.yaml").write_text("run:\n  seed: 17\n")
+    monkeypatch.setenv("LEGION_SHARE_DIR", str(tmp_path))
+    paths.share_dir.cache_clear()
+    try:
+        assert resolve_config_path("smoke") == tmp_path / "config" / "training" / "smoke.yaml"
+        assert load_config("smoke").run.seed == 17
+    finally:
+        monkeypatch.delenv("LEGION_SHARE_DIR")
+        paths.share_dir.cache_clear()

@@ -159,6 +159,7 @@ def _check_install_tree(ws: Path) -> None:
     sh = share(ws)
     for rel in ("package.xml", "launch/real_robot.launch.py", "launch/sim_robot.launch.py", "config/topics.yaml",
                 "config/calibration.yaml", "config/modes/real.yaml", "config/sequences/workbench.yaml",
+                "config/training/smoke.yaml", "config/training/cpu.yaml", "config/training/paper.yaml",
                 "urdf/iiwa7.urdf", "urdf/iiwa14.urdf", "agents/default/manifest.json",
                 "agents/default/weights.safetensors", "agents/default/SHA256SUMS"):
         assert (sh / rel).is_file(), f"share/legion_bridge/{rel} missing from the install tree"
@@ -187,6 +188,24 @@ def test_colcon_symlink_install_links_the_share_files_to_the_sources(tmp_path):
     launch_file = share(ws) / "launch" / "sim_robot.launch.py"
     assert launch_file.is_symlink()
     assert launch_file.resolve() == (ws / "src/legion_bridge/launch/sim_robot.launch.py").resolve()
+
+
+def test_a_named_training_config_resolves_from_the_install_tree_alone(workspace, tmp_path):
+    """`legion-train --config cpu` on a workstation: the install tree's legion_training finds config/training/cpu.yaml
+    in share/legion_bridge (ament index), with no source tree importable and LEGION_SHARE_DIR unset (it used to
+    look beside the Python package, where no install puts the configs)."""
+    env = _env()
+    env["PYTHONPATH"] = os.pathsep.join(p for p in env.get("PYTHONPATH", "").split(os.pathsep)
+                                        if p and not Path(p).resolve().is_relative_to(ROOT))
+    code = ("import legion_training.config as c, legion_policy.paths as p; "
+            "print(c.__file__); print(c.resolve_config_path('cpu')); print(c.load_config('cpu').run.seed)")
+    done = subprocess.run(sourced(workspace, f"python3 -c \"{code}\""), cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    module, path, _seed = done.stdout.split()
+    install = workspace / "install" / "legion_bridge"
+    assert Path(module).is_relative_to(install), f"legion_training imported from {module}, not the install tree"
+    assert Path(path) == share(workspace) / "config" / "training" / "cpu.yaml"
 
 
 def test_the_workstation_pip_step_is_satisfied_by_the_pinned_environment(workspace):
