@@ -127,3 +127,36 @@ def test_two_project_processes_talk_through_the_launcher():
     assert last.level == b"\x00", last.message
     assert proc.returncode == 0, out
     assert "[legion-launch] started sim_arm" in out and "[legion-launch] started monitor" in out
+
+
+def test_legion_launch_sim_without_arguments_lists_the_default_sequence_on_its_scene():
+    """What `legion-launch sim` starts, printed by the command itself: the sequencer on DEFAULT_SIM_SEQUENCE
+    (workbench), sim_arm on that file's scene, real2sim and sim2real with the calibration file."""
+    from legion_bridge.graph import DEFAULT_SIM_SEQUENCE
+    from legion_bridge.paths import config_path
+
+    proc = subprocess.run(LAUNCH + ["sim", "--list"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    lines = dict(line.split(": ", 1) for line in proc.stdout.splitlines())
+    assert set(lines) == {"sim_arm", "real2sim", "policy", "sim2real", "sequencer", "monitor", "description"}
+    assert DEFAULT_SIM_SEQUENCE == "sequences/workbench.yaml"
+    assert f"-p sequence_file:={config_path('sequences', 'workbench.yaml')}" in lines["sequencer"]
+    assert "-p scene:=workbench" in lines["sim_arm"]
+    for node in ("real2sim", "sim2real", "sim_arm"):
+        assert f"--params-file {config_path('calibration.yaml')}" in lines[node], node
+
+
+def test_legion_launch_sim_without_arguments_runs_the_default_sequence_to_success():
+    """`legion-launch sim`, nothing else: the shipped agent runs the workbench sequence and the graph exits 0 with
+    the sequencer (the same run as `ros2 launch legion_bridge sim_robot.launch.py`, test_workstation; ~40 s)."""
+    proc = start_launcher("sim")
+    try:
+        out, _ = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out[-4000:]
+    assert "sequence 'workbench-tidy': SUCCEEDED" in out, out[-4000:]
+    assert "[legion-launch] sequencer finished: shutting the graph down" in out
+    assert "Traceback" not in out
