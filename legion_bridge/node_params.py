@@ -3,9 +3,10 @@
 real2sim, sim2real, description, monitor and recorder declare from these (sim_arm from
 :mod:`legion_bridge.sim_arm_params`, which needs the MuJoCo cell: the real arm's nodes do not)
 (``legion_policy.nodes.parameters.declare_all``); docs/architecture.md's tables are generated from
-them (``python -m legion_bridge.param_docs``). Defaults are the nodes' own: the graph's parameter
-files (config/topics.yaml, limits.yaml, calibration.yaml, the node's file, the driver profile and
-the mode) set most of them. ROS-free.
+them (``python -m legion_bridge.param_docs``). The defaults are these, only: the graph's parameter
+files (config/topics.yaml, limits.yaml, calibration.yaml, the node's file, the driver profile and the
+mode) override them and never repeat one (test/test_node_params.py); the calibration has none (it is
+required). ROS-free.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import dataclasses
 
 from legion_bridge.calibration import CALIBRATION_KEYS
 from legion_bridge.real2sim import Real2SimConfig
+from legion_bridge.robot.urdf_model import DEFAULT_MODEL
 from legion_bridge.safety import DEFAULT_ACCELERATION_LIMIT, SafetyLimits
 from legion_bridge.sim2real import TARGET_BASES, Sim2RealConfig
 from legion_policy.observation_layout import LAYOUTS, METAWORLD_CONTROL_PERIOD_S
@@ -41,7 +43,7 @@ PASS_CALIBRATION = "pass the calibration file (config/calibration.yaml, docs/cal
 #: takes the calibration's defaults from the file itself. (Only the ``constraints`` texts document rules:
 #: legion_bridge.calibration checks them.)
 CELL = (
-    ParamSpec("robot_model", "string", "iiwa7", "iiwa7 | iiwa14 | path of a URDF"),
+    ParamSpec("robot_model", "string", DEFAULT_MODEL, "iiwa7 | iiwa14 | path of a URDF"),
     ParamSpec("sim_from_base_xyz", "double[]", None, "robot base position in the sim frame [m] (calibration.yaml)",
               constraints="3 values", required=PASS_CALIBRATION),
     ParamSpec("sim_from_base_rpy", "double[]", None,
@@ -159,7 +161,7 @@ SIM2REAL = NodeParams("sim2real", merge(CELL, PERIOD, (
 )))
 
 DESCRIPTION = NodeParams("description", (
-    ParamSpec("robot_model", "string", "iiwa7", "iiwa7 | iiwa14 | path of a URDF (with the gripper)"),
+    ParamSpec("robot_model", "string", DEFAULT_MODEL, "iiwa7 | iiwa14 | path of a URDF (with the gripper)"),
     arm_joint_names("the arm's joints A1..A7 as the driver names them on its topics, in that order "
                     "(driver profile, config/drivers/<driver>.yaml)"),
     *topics(robot_description_topic="out"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 
 from legion_bridge.node_params import CELL, FRACTION, arm_joint_names
+from legion_bridge.robot.urdf_model import DEFAULT_MODEL
 from legion_bridge.sim.cell import SCENES
 from legion_bridge.sim.sim_arm import SimArmConfig
 from legion_policy.params import NON_NEGATIVE, POSITIVE, NodeParams, ParamSpec, Range, merge, topics
@@ -15,7 +16,7 @@ from legion_policy.params import NON_NEGATIVE, POSITIVE, NodeParams, ParamSpec, 
 _SIM = SimArmConfig()
 
 SIM_ARM = NodeParams("sim_arm", merge((
-    ParamSpec("robot_model", "string", "iiwa7", "robot model: iiwa7, iiwa14 or a URDF path"),
+    ParamSpec("robot_model", "string", DEFAULT_MODEL, "robot model: iiwa7, iiwa14 or a URDF path"),
     ParamSpec("scene", "string", "push-v3",
               "simulated scene: a Metaworld v3 task name or a multi-object scene (launch argument `scene`)",
               choices=SCENES),

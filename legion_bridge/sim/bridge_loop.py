@@ -25,6 +25,7 @@ import numpy as np
 
 from legion_bridge.calibration import Calibration, read_ros_params
 from legion_bridge.hand import HandFrames
+from legion_bridge.node_params import DEFAULT_REAL_PERIOD_S
 from legion_bridge.real2sim import SIM_FRAME, Real2SimConfig, Real2SimCore
 from legion_bridge.robot.kinematics import Kinematics
 from legion_bridge.robot.urdf_model import GRIPPER_GAP_JOINT, RobotModel
@@ -76,7 +77,7 @@ def _period(p: Mapping) -> float:
     """The policy period of the parameters' mode (bridge_params.policy_period's rule)."""
     mode = p.get("legion_mode", "sim")
     key = "policy_period_sim_s" if mode == "sim" else "policy_period_real_s"
-    return float(p.get(key, METAWORLD_CONTROL_PERIOD_S if mode == "sim" else 4 * METAWORLD_CONTROL_PERIOD_S))
+    return float(p.get(key, METAWORLD_CONTROL_PERIOD_S if mode == "sim" else DEFAULT_REAL_PERIOD_S))
 
 
 def bridge_config(sim2real_params: Mapping, real2sim_params: Mapping) -> BridgeConfig:
