@@ -533,18 +533,34 @@ def test_a_settable_parameter_is_checked_against_its_spec_and_applied():
 
 
 @ros
-def test_on_set_must_apply_exactly_the_settable_parameters():
+def test_a_settable_parameter_is_held_to_what_ros_ranges_cannot_say():
+    """ROS ranges are closed: an open end (> 0) and string choices are checked by declare_all's callback, which
+    applies nothing of a refused change; a settable parameter without its apply function is a programming error."""
+    import rclpy
+    from rclpy.parameter import Parameter
+
     from legion_policy.nodes.parameters import declare_all
     from rosutil import ros_context
 
-    import rclpy
-
     spec = NodeParams("n", (ParamSpec("x", "double", 1.0, "a parameter", range=POSITIVE, settable=True),
+                            ParamSpec("mode", "string", "a", "a choice", choices=("a", "b"), settable=True),
                             ParamSpec("y", "double", 1.0, "another")))
+    applied: list = []
     with ros_context() as (ctx, _ex):
         node = rclpy.create_node("n", context=ctx)
         try:
             with pytest.raises(KeyError, match="on_set must apply exactly its settable parameters"):
-                declare_all(node, spec)
+                declare_all(node, spec, on_set={"x": applied.append})
+            node.destroy_node()
+            node = rclpy.create_node("n", context=ctx)
+            declare_all(node, spec, on_set={"x": applied.append, "mode": applied.append})
+            results = node.set_parameters([Parameter("x", value=0.0), Parameter("mode", value="c"),
+                                           Parameter("x", value=2.0), Parameter("mode", value="b")])
+            assert [(r.successful, r.reason) for r in results] == [
+                (False, "x must be > 0, got 0.0"), (False, "mode must be one of ('a', 'b'), got 'c'"),
+                (True, ""), (True, "")]
+            assert applied == [2.0, "b"] and node.get_parameter("x").value == 2.0
+            (y,) = node.set_parameters([Parameter("y", value=2.0)])
+            assert not y.successful and node.get_parameter("y").value == 1.0
         finally:
             node.destroy_node()
