@@ -5,7 +5,9 @@ One :class:`SuccessPredicate` per task (``"push-v3"``, ...), reproducing the
 same positions compared in the same axes against the same threshold, read from
 the named fields of an observation layout (:mod:`legion_policy.observation_layout`)
 instead of from the simulator. Used by the sequencer, the training evaluation
-and the simulated cell.
+and the simulated cell. A skill of ``config/skills.yaml`` names its predicate as data: a
+distance kind of :data:`PREDICATE_KINDS` (the functions the table below is built from) with
+its parameters and threshold (:func:`predicate_from_spec`).
 
 Two quantities Metaworld uses are not in the observation and are reconstructed:
 
