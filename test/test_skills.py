@@ -170,3 +170,26 @@ def test_new_data_folders_are_installed(monkeypatch):
     assert "share/legion_bridge/config/skills.yaml" in installed
     scenes = {f"share/legion_bridge/config/scenes/{p.name}" for p in (root / "config" / "scenes").glob("*.yaml")}
     assert scenes and scenes <= installed
+
+
+def test_bad_data_refuses_the_nodes_start_with_one_line(tmp_path):
+    """A node started on bad data (here sim_arm, which reads the scenes at import, and the sequencer) exits 2 with
+    one line naming the file and the key, no traceback."""
+    import os
+    import subprocess
+    import sys
+
+    shutil.copytree(config_path(), tmp_path / "config")
+    for folder in ("urdf", "agents"):
+        (tmp_path / folder).symlink_to(config_path().parent / folder)
+    bad = tmp_path / "config" / "scenes" / "workbench.yaml"
+    bad.write_text(bad.read_text().replace("skill: handle-press-v3", "skill: handle-pull-v9"))
+    env = {**os.environ, "LEGION_SHARE_DIR": str(tmp_path)}
+    bindir = Path(sys.executable).parent
+    for cmd in ([str(bindir / "legion_sim_arm")],
+                [str(bindir / "legion_sequencer"), "--ros-args", "-p", "sequence_file:=workbench.yaml"]):
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+        lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+        assert proc.returncode == 2, (cmd, proc.stderr[-2000:])
+        assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+        assert f"{bad}: placements[1] (handle).skill: unknown skill 'handle-pull-v9'" in lines[0], lines[0]

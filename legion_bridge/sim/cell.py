@@ -28,6 +28,7 @@ placement's binding as real2sim packs it (:meth:`legion_policy.binding.Binding.f
 """
 from __future__ import annotations
 
+import sys
 import warnings
 from pathlib import Path
 from typing import Mapping
@@ -43,7 +44,8 @@ from legion_bridge.sim.mujoco_model import (ARM_PREFIX, ArmIndex, ServoConfig, a
                                             finger_ctrl)
 from legion_policy.binding import Binding
 from legion_policy.observation_layout import HAND_FROM_TCP_M, METAWORLD39, ObservationBuilder, gripper_opening_from_gap
-from legion_policy.skills import SINGLE_TASK_GOAL, SINGLE_TASK_OBJECT, ObjectRef, SceneDef, SkillDef, load_scenes, load_skills
+from legion_policy.skills import (SINGLE_TASK_GOAL, SINGLE_TASK_OBJECT, DataError, ObjectRef, SceneDef, SkillDef,
+                                  load_scenes, load_skills)
 
 #: The MT10 tasks (all have a single-task scene).
 MT10_TASKS = ("reach-v3", "push-v3", "pick-place-v3", "door-open-v3", "drawer-open-v3", "drawer-close-v3",
@@ -57,14 +59,17 @@ RESET_GRIPPER_COMMAND = -1.0
 #: The skill of each single-task scene (a Metaworld task): the first skill of config/skills.yaml for that task
 #: that says how its object is read.
 TASK_SKILLS: dict[str, SkillDef] = {}
-for _s in load_skills().values():
-    if _s.object is not None:
-        TASK_SKILLS.setdefault(_s.task, _s)
-del _s
+try:  # read at import: the node parameter specs list the scenes (sim_arm_params)
+    for _s in load_skills().values():
+        if _s.object is not None:
+            TASK_SKILLS.setdefault(_s.task, _s)
+    #: The multi-object scenes (config/scenes/<name>.yaml).
+    MULTI_OBJECT_SCENES: dict[str, SceneDef] = load_scenes()
+except DataError as _exc:  # bad data: one line naming the file and key, the status of a refused start
+    print(str(_exc), file=sys.stderr)
+    raise SystemExit(2) from None
 #: Object 1 of each task with a cell scene (metaworld 3.1.1 ``_get_pos_objects`` / ``_get_quat_objects``).
 TASK_OBJECTS: dict[str, ObjectRef] = {task: s.object for task, s in TASK_SKILLS.items()}
-#: The multi-object scenes (config/scenes/<name>.yaml).
-MULTI_OBJECT_SCENES: dict[str, SceneDef] = load_scenes()
 #: Every scene name the cell accepts: one task's scene (any task of TASK_OBJECTS) or a multi-object one.
 SCENES = tuple(TASK_OBJECTS) + tuple(MULTI_OBJECT_SCENES)
 
