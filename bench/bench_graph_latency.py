@@ -104,7 +104,7 @@ def main(argv=None) -> int:
     obs_rows[:, :3] += np.asarray(sim.cell.hand_pos(), dtype=np.float32)
     del sim
 
-    binding = json.dumps({"skill": skill, **default_binding(skill)})
+    binding = default_binding(skill).with_(skill=skill).to_json()
     graph = gu.graph_commands("sim", {"agent": agent_dir, "use_sim_time": "false", "enable": "true"},
                               ["real2sim", "policy", "sim2real"],
                               {"policy": {"initial_task": skill}, "real2sim": {"default_binding": binding}})

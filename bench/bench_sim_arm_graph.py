@@ -40,7 +40,7 @@ def measure(agent_dir: str, skill: str, only: list[str], rtf: float, seconds: fl
 
     from legion_policy.tasks import default_binding
 
-    binding = json.dumps({"skill": skill, **default_binding(skill)})
+    binding = default_binding(skill).with_(skill=skill).to_json()
     cmds = gu.graph_commands("sim", {"agent": agent_dir, "scene": skill, "enable": "true"}, only,
                              {"sim_arm": {"real_time_factor": rtf}, "policy": {"initial_task": skill},
                               "real2sim": {"default_binding": binding}})

@@ -116,7 +116,7 @@ def main(argv=None) -> int:
     period = float(manifest["control_period_s"])
     from legion_policy.tasks import default_binding
 
-    binding = json.dumps({"skill": skill, **default_binding(skill)})
+    binding = default_binding(skill).with_(skill=skill).to_json()
     graph = gu.graph_commands("sim", {"agent": agent_dir, "scene": skill, "enable": "true"},
                               ["sim_arm", "real2sim", "policy", "sim2real", "monitor"],
                               {"policy": {"initial_task": skill}, "real2sim": {"default_binding": binding}})

@@ -102,7 +102,8 @@ REAL2SIM = NodeParams("real2sim", merge(CELL, PERIOD, (
                     "(driver profile, config/drivers/<driver>.yaml)"),
     ParamSpec("default_binding", "string", "", "binding JSON used until /legion/binding arrives ('' = wait)"),
     ParamSpec("tracked_objects", "string[]", ["object", "goal"],
-              "tracked object names (PoseStamped on <prefix>/<name>/pose)"),
+              "object names (PoseStamped on <prefix>/<name>/pose) to track beyond those of the skill and scene data "
+              "(config/skills.yaml, config/scenes/): real2sim tracks the data's names and any name a binding reads"),
     *topics(joint_states_topic="in", gripper_state_topic="in", object_pose_prefix="in", observation_topic="out",
             binding_topic="in"),
     ParamSpec("diagnostics_period_s", "double", 0.5, "diagnostics period [s]", range=POSITIVE),

@@ -31,9 +31,8 @@ from legion_bridge.calibration import Transform, matrix_to_quat_xyzw, quat_xyzw_
 from legion_policy.observation_layout import METAWORLD_CONTROL_PERIOD_S
 from legion_bridge.hand import HandFrames
 from legion_bridge.safety import Rejection, joint_positions_by_name
-from legion_policy.observation_layout import (Frame, ObservationBuilder, ObservationLayout, gripper_opening_from_gap,
-                                              quat_xyzw_in_order)
-from legion_policy.tasks import parse_binding
+from legion_policy.binding import Binding
+from legion_policy.observation_layout import ObservationBuilder, ObservationLayout, gripper_opening_from_gap
 
 #: Frames an object pose may be given in.
 SIM_FRAME, BASE_FRAME, CAMERA_FRAME = "sim_world", "iiwa_base", "camera"
@@ -73,32 +72,6 @@ class Real2SimConfig:
 class _Stamped:
     value: object
     stamp: float
-
-
-@dataclass(frozen=True)
-class Binding:
-    """Which tracked objects fill the observation and where the goal is (validated)."""
-
-    skill: str | None
-    objects: tuple[str, ...]
-    goal: tuple[float, float, float] | None
-    goal_object: str | None
-    quat_order: str
-    task_offset: tuple[float, float, float] = (0.0, 0.0, 0.0)
-
-    @classmethod
-    def parse(cls, data: str | Mapping) -> "Binding":
-        """From the /legion/binding JSON (or its dict); ValueError naming the problem."""
-        b = parse_binding(data)
-        return cls(skill=b.get("skill"), objects=tuple(b["objects"]),
-                   goal=None if b["goal"] is None else tuple(b["goal"]),
-                   goal_object=b["goal_object"], quat_order=b["quat_order"],
-                   task_offset=tuple(b.get("task_offset", (0.0, 0.0, 0.0))))
-
-    @property
-    def needed(self) -> tuple[str, ...]:
-        """Tracked names this binding reads."""
-        return self.objects + ((self.goal_object,) if self.goal_object else ())
 
 
 class Real2SimCore:
@@ -172,7 +145,7 @@ class Real2SimCore:
         self._objects[name] = _Stamped((p_sim, q_sim), float(stamp_s))
         return True
 
-    def on_binding(self, data: str | Mapping) -> bool:
+    def on_binding(self, data: str | Mapping | Binding) -> bool:
         try:
             binding = Binding.parse(data)
         except ValueError as exc:
@@ -218,19 +191,10 @@ class Real2SimCore:
         tcp = self.hand.tcp_sim(self._q.value)
         self.last_tcp_sim = tcp
         gap = self._gap.value * self.cfg.gripper_gap_scale + self.cfg.gripper_gap_offset_m
-        offset = np.asarray(b.task_offset)  # the task's shift from its training region (binding)
-        frame = Frame(hand_pos=tcp + self.hand.hand_from_tcp - offset,
-                      gripper_opening=float(gripper_opening_from_gap(gap)))
-        for slot, name in zip((1, 2), b.objects):
-            p, q = self._objects[name].value
-            setattr(frame, f"object{slot}_pos", np.array(p) - offset)
-            setattr(frame, f"object{slot}_quat", quat_xyzw_in_order(q, b.quat_order))
-        if b.goal is not None:
-            goal = np.array(b.goal) - offset
-        elif b.goal_object is not None:
-            goal = np.array(self._objects[b.goal_object].value[0]) - offset
-        else:
-            goal = np.zeros(3)
+        # the binding packs the frame (as the sim cell does) and subtracts its task_offset (the task's shift from
+        # its training region) from every position
+        frame, goal = b.frame(tcp + self.hand.hand_from_tcp, float(gripper_opening_from_gap(gap)),
+                              lambda name: self._objects[name].value)
         obs = self.builder.build(frame, goal)
         self._last_obs_time = now_s
         self.published += 1

@@ -10,7 +10,7 @@ Per action (Metaworld semantics, :data:`~legion_policy.observation_layout.ACTION
 3. clip the target to the calibrated workspace box (sim frame);
 4. sim -> base frame, IK (gripper down, the fingers at the commanded yaw) seeded by the step's start;
    a failed IK holds. The binding (``/legion/binding``) may name the step's ``finger_yaw_deg``
-   (:data:`legion_policy.tasks.FINGER_YAW_DEG_BY_TASK`): the commanded yaw slews there from the
+   (a skill's ``finger_yaw_deg`` in config/skills.yaml): the commanded yaw slews there from the
    measured one at most ``finger_yaw_rate_deg_s``, accelerating and braking at
    ``finger_yaw_acceleration_deg_s2`` (with the flange down a yaw is A7 alone), one period per action;
 5. the safety envelope (:mod:`legion_bridge.safety`) bounds the joint step (position limits
@@ -39,8 +39,8 @@ import numpy as np
 from legion_bridge.hand import HandFrames
 from legion_bridge.safety import (CommandResult, Rejection, RejectionCounter, SafetyEnvelope, SafetyLimits,
                                   check_action)
+from legion_policy.binding import Binding
 from legion_policy.observation_layout import ACTION_SPEC, METAWORLD_CONTROL_PERIOD_S, ActionSpec
-from legion_policy.tasks import parse_binding
 
 TARGET_BASES = ("measured", "commanded")
 
@@ -187,16 +187,16 @@ class Sim2RealCore:
             self.s.obs_resumed_time = now_s
         self.s.obs_time = now_s
 
-    def on_binding(self, data: str | Mapping) -> str | None:
+    def on_binding(self, data: str | Mapping | Binding) -> str | None:
         """A /legion/binding (JSON or dict): takes its ``finger_yaw_deg`` as the yaw goal when it names one.
         Returns None when accepted, else the reason (counted; the yaw goal is unchanged)."""
         try:
-            b = parse_binding(data)
+            b = Binding.parse(data)
         except ValueError as exc:
             self.counter.add("binding_invalid", str(exc))
             return str(exc)
-        if b.get("finger_yaw_deg") is not None:
-            self.yaw_goal = math.radians(b["finger_yaw_deg"])
+        if b.finger_yaw_deg is not None:
+            self.yaw_goal = math.radians(b.finger_yaw_deg)
         return None
 
     def _slew_yaw(self, q_start: np.ndarray) -> float:

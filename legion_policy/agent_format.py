@@ -35,7 +35,8 @@ from legion_policy.networks import DeployedPolicy, NetworkConfig
 from legion_policy.observation_layout import (ACTION_SPEC, LAYOUTS, METAWORLD_CONTROL_PERIOD_S, ActionSpec,
                                               ObservationLayout, get_layout)
 from legion_policy.success import PREDICATES
-from legion_policy.tasks import default_binding, validate_binding
+from legion_policy.binding import Binding
+from legion_policy.tasks import default_binding
 
 FORMAT_NAME = "legion-agent"
 #: Version written by this code; :data:`SUPPORTED_FORMAT_VERSIONS` are the ones it reads.
@@ -88,7 +89,7 @@ class Skill:
     instruction: str
     embedding: np.ndarray          # float32 (embedding_dim,), unit norm
     success_predicate: str | None  # key of legion_policy.success.PREDICATES
-    binding: dict
+    binding: Binding
 
 
 @dataclass
@@ -216,8 +217,8 @@ def save_agent(path: str | os.PathLike, policy: DeployedPolicy, layout: Observat
             pred = spec.name if spec.name in PREDICATES else None
         if pred is not None and pred not in PREDICATES:
             raise ValueError(f"skill {spec.name!r}: unknown success predicate {pred!r}")
-        binding = validate_binding(dict(spec.binding) if spec.binding is not None else default_binding(spec.name),
-                                   f"skill {spec.name!r} binding")
+        binding = (Binding.parse(spec.binding, f"skill {spec.name!r} binding") if spec.binding is not None
+                   else default_binding(spec.name)).to_dict()
         skill_entries.append({"name": spec.name, "instruction": instruction,
                               "embedding": EMBEDDING_PREFIX + spec.name,
                               "success_predicate": PREDICATES[pred].to_dict() if pred else None,
@@ -468,7 +469,7 @@ def _load_skills(manifest: dict, layout: ObservationLayout, cfg: NetworkConfig,
             except ValueError as exc:
                 raise AgentFormatError(f"layout mismatch: {exc}") from None
         try:
-            binding = validate_binding(e.get("binding", {}), f"skill {name!r} binding")
+            binding = Binding.parse(e.get("binding", {}), f"skill {name!r} binding")
         except ValueError as exc:
             raise AgentFormatError(f"invalid manifest: {exc}") from None
         skills.append(Skill(name, instruction, emb_np, task, binding))
@@ -538,7 +539,7 @@ def describe_agent(agent: LoadedAgent) -> str:
     for s in agent.skills:
         pred = f"{s.success_predicate} (<= {PREDICATES[s.success_predicate].threshold} m)" \
             if s.success_predicate else "none"
-        lines.append(f"    {s.name:<26} \"{s.instruction}\"  success: {pred}  binding: {json.dumps(s.binding)}")
+        lines.append(f"    {s.name:<26} \"{s.instruction}\"  success: {pred}  binding: {s.binding.to_json()}")
     prov = agent.provenance
     lines.append(f"  code version      {prov.get('code_version', '?')}")
     tc = prov.get("training_config", {})

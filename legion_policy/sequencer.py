@@ -2,19 +2,30 @@
 
 A sequence file (YAML)::
 
-    name: tabletop-clean
+    name: workbench-tidy
+    scene: workbench            # the scene it runs in: config/scenes/<scene>.yaml (the sim cell builds it too)
     k_consecutive: 3            # default per step: successes in a row needed to advance
     timeout_s: 30.0             # default per step [s]
-    scene: tabletop             # optional: the simulated scene it is written for (legion-demo starts it)
     settle_s: 0.2               # default per step: observations this soon after a switch are ignored
     steps:
-      - skill: reach-v3                          # a skill name of the agent, or
-        binding: {objects: [puck], goal_object: reach_goal}
-      - instruction: push the puck to the goal   # a free-form instruction (matched to a skill)
-        binding: {objects: [puck], goal_object: push_goal}
-        timeout_s: 40
-      - skill: button-press-topdown-v3
-        binding: {objects: [button], goal_object: button_goal, quat_order: wxyz}
+      - skill: drawer-close-v3                   # a skill name of the agent (or of config/skills.yaml), or
+        placement: drawer                        # where in the scene it runs
+      - skill: move-to                           # the policy's scripted move-to: to the next step's start,
+        via: [0.0, -0.2, 0.0]                    # here 20 cm in front of it
+        timeout_s: 10
+      - skill: move-to                           # ... then the start itself
+      - instruction: press the handle down       # a free-form instruction (matched to a skill)
+        placement: handle
+      - skill: reach-v3
+        placement: push                          # a skill on another skill's placement,
+        shift: [0.0, 0.0, -0.035]                # its offset shifted (where this skill learned its goals)
+
+A step's binding is derived from the scene and the skill data (:mod:`legion_policy.skills`): ``placement`` gives
+the observed objects, the goal and the ``task_offset`` (the placement's offset, + ``shift``), the skill its
+quaternion order and finger yaw. A ``move-to`` without a target goes to where the next learned step's skill starts
+at its placement (its training hand start + the placement's offset + its start lift, + ``via``) and turns the
+fingers to that skill's yaw. A ``binding`` mapping (the ``/legion/binding`` keys) may still be given: on top of the
+derived one, or alone where no scene file describes the cell (a real arm's objects).
 
 :class:`SequenceRunner` is fed observations with their time; it advances when the
 step's success predicate (the skill's, from the agent manifest) holds for
@@ -33,10 +44,11 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from legion_policy.binding import Binding
 from legion_policy.observation_layout import ObservationLayout
+from legion_policy.skills import DataError, SceneDef, SkillDef, get_skill, load_scene, load_skills, scene_names
 from legion_policy.success import SuccessPredicate, get_predicate
-from legion_policy.tasks import (MOVE_TO, MOVE_TO_BINDING, default_binding, finger_yaw_deg, quat_order,
-                                 validate_binding)
+from legion_policy.tasks import MOVE_TO, MOVE_TO_BINDING, default_binding, finger_yaw_deg
 
 #: Defaults when neither the step nor the sequence says otherwise.
 DEFAULT_K_CONSECUTIVE = 3
@@ -45,7 +57,8 @@ DEFAULT_SETTLE_S = 0.2
 #: The task string that makes the policy idle (zero action), see legion_policy.policy.IDLE_TASKS.
 STOP_TASK = "stop"
 
-STEP_KEYS = {"name", "skill", "instruction", "binding", "timeout_s", "k_consecutive", "settle_s"}
+STEP_KEYS = {"name", "skill", "instruction", "placement", "shift", "via", "binding", "timeout_s", "k_consecutive",
+             "settle_s"}
 SEQUENCE_KEYS = {"name", "description", "scene", "steps", "k_consecutive", "timeout_s", "settle_s"}
 
 
@@ -61,7 +74,7 @@ class Step:
     task: str                 # published on /legion/task as written (skill name or instruction)
     skill: str                # the agent skill it resolves to
     predicate: SuccessPredicate
-    binding: dict             # /legion/binding payload (with "skill")
+    binding: Binding          # /legion/binding payload (with "skill")
     timeout_s: float
     k_consecutive: int
     settle_s: float
@@ -80,7 +93,7 @@ class Command:
     """What the node must publish now. ``task``/``binding``: None = unchanged; ``enable``: None = unchanged."""
 
     task: str | None = None
-    binding: dict | None = None
+    binding: Binding | None = None
     enable: bool | None = None
     finished: bool = False
 
@@ -88,7 +101,8 @@ class Command:
 # --- building sequences ------------------------------------------------------------------------------
 
 
-SkillInfo = Mapping[str, Mapping[str, Any]]   # skill name -> {"predicate": task or None, "binding": dict}
+#: skill name -> {"predicate": task name, SuccessPredicate or None, "binding": Binding, mapping or None}
+SkillInfo = Mapping[str, Mapping[str, Any]]
 Matcher = Callable[[str], tuple[str, float]]  # instruction -> (skill, similarity) or raise ValueError
 
 
@@ -98,28 +112,40 @@ def _num(v: Any, what: str, low: float, integer: bool = False) -> float:
     return int(v) if integer else float(v)
 
 
-def step_binding(skill: str, skills: SkillInfo, override: Mapping | None = None, where: str = "binding") -> dict:
-    """The ``/legion/binding`` of a step running ``skill``: the skill's own binding (the agent's, else
-    the task's default), ``override`` on top, the skill's quaternion order and finger yaw filled in.
+def _xyz(v: Any, what: str) -> tuple[float, float, float]:
+    try:
+        xyz = tuple(float(x) for x in v)
+    except (TypeError, ValueError):
+        xyz = ()
+    if len(xyz) != 3 or isinstance(v, str) or not all(np.isfinite(xyz)):
+        raise SequenceError(f"{what} must be [dx, dy, dz] in metres, got {v!r}")
+    return xyz  # type: ignore[return-value]
+
+
+def step_binding(skill: str, skills: SkillInfo, override: Mapping | None = None, where: str = "binding",
+                 base: Binding | None = None) -> Binding:
+    """The ``/legion/binding`` of a step running ``skill``: ``base`` (a scene's derived binding), else the skill's
+    own (the agent's, else the task's default), ``override`` on top, the skill's finger yaw filled in.
     ValueError naming the problem."""
-    base = dict(skills[skill].get("binding") or (MOVE_TO_BINDING if skill == MOVE_TO else default_binding(skill)))
-    override = override or {}
-    if not isinstance(override, Mapping):
-        raise ValueError(f"{where}: 'binding' must be a mapping")
-    merged = {**base, **override}
-    if "goal" in override and override["goal"] is not None:
-        merged["goal_object"] = None
-    if "goal_object" in override and override["goal_object"] is not None:
-        merged["goal"] = None
-    merged.setdefault("quat_order", quat_order(skill))
-    if skill != MOVE_TO:  # a learned skill runs with its finger yaw (agents exported before it was recorded)
-        merged.setdefault("finger_yaw_deg", finger_yaw_deg(skill))
-    return validate_binding({"skill": skill, **merged}, where)
+    if base is None:
+        own = skills[skill].get("binding")
+        base = (Binding.parse(own, where) if own else MOVE_TO_BINDING if skill == MOVE_TO else default_binding(skill))
+    b = base.merged(override, where).with_(skill=skill)
+    if skill != MOVE_TO and b.finger_yaw_deg is None:  # agents exported before it was recorded
+        b = b.with_(finger_yaw_deg=finger_yaw_deg(skill))
+    return b
 
 
-def build_step(entry: Mapping[str, Any], index: int, skills: SkillInfo, match: Matcher,
-               defaults: Mapping[str, Any]) -> Step:
-    """Resolve one step entry against the agent's skills; SequenceError naming the step."""
+def _skill_def(skill: str, where: str) -> SkillDef:
+    spec = get_skill(skill)
+    if spec is None:
+        raise SequenceError(f"{where}: skill {skill!r} has no entry in config/skills.yaml: its binding and start "
+                            f"cannot be derived (give a 'binding')")
+    return spec
+
+
+def _resolve_skill(entry: Any, index: int, skills: SkillInfo, match: Matcher) -> tuple[str, str, float]:
+    """(task as published, skill, similarity) of one step entry; SequenceError naming the step."""
     where = f"step {index + 1}"
     if not isinstance(entry, Mapping):
         raise SequenceError(f"{where}: expected a mapping with 'skill' or 'instruction', got {entry!r}")
@@ -128,28 +154,85 @@ def build_step(entry: Mapping[str, Any], index: int, skills: SkillInfo, match: M
         raise SequenceError(f"{where}: unknown keys {unknown} (allowed: {sorted(STEP_KEYS)})")
     if ("skill" in entry) == ("instruction" in entry):
         raise SequenceError(f"{where}: give exactly one of 'skill' or 'instruction'")
-    similarity = 1.0
     if "skill" in entry:
-        skill = task = str(entry["skill"])
+        skill = str(entry["skill"])
         if skill not in skills:
             raise SequenceError(f"{where}: the agent has no skill {skill!r} (skills: {', '.join(skills)})")
-    else:
-        task = str(entry["instruction"]).strip()
-        if not task:
-            raise SequenceError(f"{where}: empty instruction")
-        try:
-            skill, similarity = match(task)
-        except ValueError as exc:
-            raise SequenceError(f"{where}: {exc}") from None
+        return skill, skill, 1.0
+    task = str(entry["instruction"]).strip()
+    if not task:
+        raise SequenceError(f"{where}: empty instruction")
     try:
-        predicate = get_predicate(skills[skill].get("predicate"))
+        skill, similarity = match(task)
+    except ValueError as exc:
+        raise SequenceError(f"{where}: {exc}") from None
+    return task, skill, float(similarity)
+
+
+def _placement_binding(entry: Mapping, skill: str, scene: SceneDef | None, where: str) -> Binding:
+    """The binding a step's ``placement`` (+ ``shift``) derives in ``scene``."""
+    if scene is None:
+        raise SequenceError(f"{where}: 'placement' needs the sequence's 'scene' (a file of config/scenes/)")
+    try:
+        scene.placement(str(entry["placement"]))
+    except KeyError as exc:
+        raise SequenceError(f"{where}: {exc.args[0]}") from None
+    shift = _xyz(entry["shift"], f"{where}: shift") if "shift" in entry else None
+    try:
+        return scene.binding(str(entry["placement"]), _skill_def(skill, where), shift)
+    except ValueError as exc:
+        raise SequenceError(f"{where}: {exc}") from None
+
+
+def _move_to_target(entries: list, resolved: list, index: int, scene: SceneDef | None, where: str) -> Binding:
+    """A target-less move-to: the start of the next learned step's skill at its placement (+ ``via``), with that
+    skill's finger yaw."""
+    nxt = next((k for k in range(index + 1, len(entries)) if resolved[k][1] != MOVE_TO), None)
+    if nxt is None or "placement" not in entries[nxt] or scene is None:
+        raise SequenceError(f"{where}: {MOVE_TO} needs a target: binding 'goal' [x, y, z] or 'goal_object', or a "
+                            f"later step with a 'placement' in the sequence's scene (whose start it goes to)")
+    skill = _skill_def(resolved[nxt][1], f"step {nxt + 1}")
+    try:
+        start = scene.start(str(entries[nxt]["placement"]), skill)
+    except (KeyError, ValueError) as exc:
+        raise SequenceError(f"step {nxt + 1}: {exc.args[0]}") from None
+    if "via" in entries[index]:
+        start = start + np.asarray(_xyz(entries[index]["via"], f"{where}: via"))
+    # to the nanometre: the sums' last-bit noise (0.6 + 0.2 = 0.8000000000000002) kept off the wire
+    return MOVE_TO_BINDING.with_(goal=tuple(round(float(v), 9) for v in start), finger_yaw_deg=skill.finger_yaw_deg)
+
+
+def build_step(entry: Mapping[str, Any], index: int, skills: SkillInfo, match: Matcher,
+               defaults: Mapping[str, Any], scene: SceneDef | None = None,
+               entries: list | None = None, resolved: list | None = None) -> Step:
+    """Resolve one step entry against the agent's skills (and the sequence's scene); SequenceError naming the step.
+    ``entries``/``resolved``: the whole sequence's entries and their (task, skill, similarity), which a target-less
+    move-to looks ahead in."""
+    where = f"step {index + 1}"
+    task, skill, similarity = _resolve_skill(entry, index, skills, match)
+    pred = skills[skill].get("predicate")
+    try:
+        predicate = pred if isinstance(pred, SuccessPredicate) else get_predicate(pred)
     except KeyError:
         raise SequenceError(f"{where}: skill {skill!r} has no success predicate, the sequencer cannot judge it") from None
+    for key in ("shift", "via"):
+        if key in entry and (key == "via") != (skill == MOVE_TO):
+            raise SequenceError(f"{where}: '{key}' applies to {'a move-to' if key == 'via' else 'a placement'} only")
+    base = None
+    if "placement" in entry:
+        if skill == MOVE_TO:
+            raise SequenceError(f"{where}: a {MOVE_TO} has no placement (it goes to the next skill's start)")
+        base = _placement_binding(entry, skill, scene, where)
+    elif skill == MOVE_TO and not any((entry.get("binding") or {}).get(k) is not None for k in ("goal", "goal_object")):
+        base = _move_to_target(entries or [entry], resolved or [(task, skill, similarity)], index, scene, where)
+    elif "binding" not in entry and scene is not None and skill != MOVE_TO:
+        raise SequenceError(f"{where}: in scene {scene.name!r} a step names its 'placement' "
+                            f"({', '.join(p.name for p in scene.placements)}) or gives a 'binding'")
     try:
-        binding = step_binding(skill, skills, entry.get("binding"), f"{where} binding")
+        binding = step_binding(skill, skills, entry.get("binding"), f"{where} binding", base)
     except ValueError as exc:
         raise SequenceError(str(exc)) from None
-    if skill == MOVE_TO and binding.get("goal") is None and binding.get("goal_object") is None:
+    if skill == MOVE_TO and binding.goal is None and binding.goal_object is None:
         raise SequenceError(f"{where}: {MOVE_TO} needs a target: binding 'goal' [x, y, z] or 'goal_object'")
     return Step(name=str(entry.get("name") or f"{index + 1}:{skill}"), task=task, skill=skill,
                 predicate=predicate, binding=binding,
@@ -160,10 +243,26 @@ def build_step(entry: Mapping[str, Any], index: int, skills: SkillInfo, match: M
                 similarity=float(similarity))
 
 
+def _scene_of(doc: Mapping[str, Any], scene: SceneDef | str | None) -> SceneDef | None:
+    """The sequence's scene: given, else its ``scene`` key's file of config/scenes/ (None: no scene file, e.g. a
+    single-task scene or a real cell's, where steps give their bindings)."""
+    if isinstance(scene, SceneDef):
+        return scene
+    name = scene or doc.get("scene")
+    placed = any(isinstance(e, Mapping) and "placement" in e for e in doc["steps"])
+    if not name or (str(name) not in scene_names() and not placed):
+        return None
+    try:
+        return load_scene(str(name))
+    except DataError as exc:
+        raise SequenceError(f"scene {name!r}: {exc}") from None
+
+
 def build_sequence(doc: Mapping[str, Any], skills: SkillInfo, match: Matcher, *, source: str = "",
                    k_consecutive: int = DEFAULT_K_CONSECUTIVE, timeout_s: float = DEFAULT_TIMEOUT_S,
-                   settle_s: float = DEFAULT_SETTLE_S) -> Sequence_:
-    """A sequence from a parsed YAML document (see the module docstring)."""
+                   settle_s: float = DEFAULT_SETTLE_S, scene: SceneDef | str | None = None) -> Sequence_:
+    """A sequence from a parsed YAML document (see the module docstring). ``scene``: the scene its placements
+    refer to (default: the document's ``scene`` file)."""
     if not isinstance(doc, Mapping):
         raise SequenceError(f"{source or 'sequence'}: expected a mapping with 'steps'")
     unknown = sorted(set(doc) - SEQUENCE_KEYS)
@@ -174,8 +273,11 @@ def build_sequence(doc: Mapping[str, Any], skills: SkillInfo, match: Matcher, *,
         raise SequenceError(f"{source or 'sequence'}: 'steps' must be a non-empty list")
     defaults = {"k_consecutive": doc.get("k_consecutive", k_consecutive),
                 "timeout_s": doc.get("timeout_s", timeout_s), "settle_s": doc.get("settle_s", settle_s)}
+    scene_def = _scene_of(doc, scene)
+    resolved = [_resolve_skill(e, i, skills, match) for i, e in enumerate(steps)]
     return Sequence_(name=str(doc.get("name") or Path(source).stem or "sequence"),
-                     steps=tuple(build_step(e, i, skills, match, defaults) for i, e in enumerate(steps)),
+                     steps=tuple(build_step(e, i, skills, match, defaults, scene_def, steps, resolved)
+                                 for i, e in enumerate(steps)),
                      source=source)
 
 
@@ -226,7 +328,7 @@ class StepRecord:
     def to_dict(self, step: Step) -> dict:
         t = (self.ended_s - self.started_s) if (self.started_s is not None and self.ended_s is not None) else None
         return {"index": self.index, "name": self.name, "skill": self.skill, "task": self.task,
-                "binding": step.binding, "success": self.status == "succeeded", "status": self.status,
+                "binding": step.binding.to_dict(), "success": self.status == "succeeded", "status": self.status,
                 "time_s": t, "steps": self.observations, "k_consecutive": step.k_consecutive,
                 "timeout_s": step.timeout_s, "threshold": step.predicate.threshold,
                 "initial_distance": None if np.isnan(self.first_distance) else self.first_distance,
@@ -380,7 +482,12 @@ def write_report(report: Mapping[str, Any], report_dir: str | Path, name: str = 
 
 
 def skills_from_agent(agent) -> dict[str, dict]:
-    """SkillInfo from a :class:`legion_policy.agent_format.LoadedAgent`, plus the built-in move-to."""
+    """SkillInfo from a :class:`legion_policy.agent_format.LoadedAgent`, plus the skills of config/skills.yaml that
+    re-expose one of its networks under another name (their ``network``: judged by their own success predicate,
+    bound by their own default binding), plus the built-in move-to."""
     skills = {s.name: {"predicate": s.success_predicate, "binding": s.binding} for s in agent.skills}
-    skills.setdefault(MOVE_TO, {"predicate": MOVE_TO, "binding": dict(MOVE_TO_BINDING)})
+    for spec in load_skills().values():
+        if spec.name not in skills and spec.network in skills:
+            skills[spec.name] = {"predicate": spec.success, "binding": spec.default_binding(), "network": spec.network}
+    skills.setdefault(MOVE_TO, {"predicate": MOVE_TO, "binding": MOVE_TO_BINDING})
     return skills

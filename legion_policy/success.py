@@ -5,7 +5,9 @@ One :class:`SuccessPredicate` per task (``"push-v3"``, ...), reproducing the
 same positions compared in the same axes against the same threshold, read from
 the named fields of an observation layout (:mod:`legion_policy.observation_layout`)
 instead of from the simulator. Used by the sequencer, the training evaluation
-and the simulated cell.
+and the simulated cell. A skill of ``config/skills.yaml`` names its predicate as data: a
+distance kind of :data:`PREDICATE_KINDS` (the functions the table below is built from) with
+its parameters and threshold (:func:`predicate_from_spec`).
 
 Two quantities Metaworld uses are not in the observation and are reconstructed:
 
@@ -225,6 +227,41 @@ def _hand_to_goal(f: Mapping[str, np.ndarray]) -> np.ndarray:
 BUILTIN_PREDICATES: dict[str, SuccessPredicate] = {p.task: p for p in (
     SuccessPredicate(MOVE_TO, 0.02, MOVE_TO_FIELDS, "hand within 0.02 m of the goal (3-D)", _hand_to_goal),
 )}
+
+
+#: Distance kinds a skill spec may name (``success: {kind: ..., threshold: ...}`` in config/skills.yaml): kind ->
+#: (the layout fields it reads, the distance function's factory taking the kind's parameters). They are the
+#: functions :data:`PREDICATES` is built from, so a spec naming the kind and threshold of a task's row gives
+#: the same numbers bit for bit (test_skills.py).
+PREDICATE_KINDS: dict[str, tuple[tuple[str, ...], Callable[..., Callable]]] = {
+    "reach": (("hand_pos", "goal_pos"), lambda: _reach),
+    "hand_to_goal": (MOVE_TO_FIELDS, lambda: _hand_to_goal),
+    "object_to_goal": (("object1_pos", "goal_pos"), lambda: _obj_to_goal),
+    "object_x_to_goal_x": (("object1_pos", "goal_pos"), lambda: _obj_x_to_goal_x),
+    "object_z_to_goal_z": (("object1_pos", "goal_pos"), lambda: _obj_z_to_goal_z),
+    "goal_z_above_object_z": (("object1_pos", "goal_pos"), lambda: _goal_z_above_obj_z),
+    "peg_head_to_goal": (("object1_pos", "object1_quat", "goal_pos"), lambda: _peg_head_to_goal),
+    # object 1 (+ obj_offset) to the goal over ``axes``, optionally per-axis ``scale``d, goal height ``goal_z``
+    "axes": (("object1_pos", "goal_pos"),
+             lambda axes=(0, 1, 2), obj_offset=None, scale=None, goal_z=None: _axes(
+                 axes=tuple(int(a) for a in axes), obj_offset=None if obj_offset is None else tuple(obj_offset),
+                 scale=None if scale is None else tuple(scale), goal_z=None if goal_z is None else float(goal_z))),
+}
+
+
+def predicate_from_spec(task: str, kind: str, threshold: float, strict: bool = False, description: str = "",
+                        **params) -> SuccessPredicate:
+    """A predicate from a skill spec's data: distance ``kind`` of :data:`PREDICATE_KINDS` with its parameters,
+    ``threshold`` [m], ``strict`` (Metaworld's ``<``). ValueError naming the problem."""
+    if kind not in PREDICATE_KINDS:
+        raise ValueError(f"unknown success kind {kind!r} (kinds: {', '.join(PREDICATE_KINDS)})")
+    fields, factory = PREDICATE_KINDS[kind]
+    try:
+        distance = factory(**params)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"success kind {kind!r}: bad parameters {sorted(params)} ({exc})") from None
+    return SuccessPredicate(task, float(threshold), tuple(fields), description or f"{kind} <= {threshold:g} m",
+                            distance, bool(strict))
 
 
 def get_predicate(task: str) -> SuccessPredicate:

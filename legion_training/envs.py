@@ -31,12 +31,13 @@ from legion_training.config import DEFAULT_REWARD_VERSION, REWARD_VERSIONS  # no
 def instruction_for(task: str, overrides: dict | None = None) -> str:
     """The instruction text of ``task``: config override, else legion_policy.language's default,
     else the task name in words (``faucet-open-v3`` -> ``faucet open``)."""
-    from legion_policy.language import DEFAULT_INSTRUCTIONS
+    from legion_policy.language import default_instructions
 
     if overrides and task in overrides:
         return str(overrides[task])
-    if task in DEFAULT_INSTRUCTIONS:
-        return DEFAULT_INSTRUCTIONS[task]
+    known = default_instructions()   # the skill data's (config/skills.yaml), else Metaworld's task text
+    if task in known:
+        return known[task]
     return task.rsplit("-v", 1)[0].replace("-", " ")
 
 

@@ -79,7 +79,7 @@ class IiwaTask:
         self.loop = BridgeLoop(self.sim, METAWORLD39, load_bridge_config(robot))
         self.env = self.sim.cell.metaworld_env(name)
         self.env.reward_function_version = reward_version
-        self.binding = {"skill": name, **default_binding(name)}
+        self.binding = default_binding(name).with_(skill=name)
         self.random_hand_init = bool(random_hand_init)
         cal = self.loop.config.calibration
         box = np.asarray(hand_init_box if hand_init_box is not None else (cal.workspace_min, cal.workspace_max),

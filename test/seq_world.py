@@ -20,8 +20,13 @@ class ScriptedWorld:
         self.binding = None
         self.task = ""
 
+    def _binding(self) -> dict | None:
+        """The latest binding as its wire mapping (a Binding from the core, or a decoded message)."""
+        b = self.binding
+        return b.to_dict() if hasattr(b, "to_dict") else b
+
     def observe(self) -> np.ndarray:
-        b = self.binding or {"objects": ["puck"], "goal_object": "reach_goal", "goal": None}
+        b = self._binding() or {"objects": ["puck"], "goal_object": "reach_goal", "goal": None}
         obj = self.pos[b["objects"][0]] if b["objects"] else np.zeros(3)
         goal = self.pos[b["goal_object"]] if b.get("goal_object") else np.asarray(b["goal"])
         values = {"hand_pos": self.pos["hand"], "gripper_opening": [1.0], "object1_pos": obj,
@@ -31,9 +36,10 @@ class ScriptedWorld:
 
     def step(self) -> None:
         """Progress of the active skill (by the task's bound skill) for one observation period."""
-        if not self.binding or self.task in ("", "stop") or self.binding["skill"] in self.stuck:
+        b = self._binding()
+        if not b or self.task in ("", "stop") or b["skill"] in self.stuck:
             return
-        skill, b = self.binding["skill"], self.binding
+        skill = b["skill"]
         goal = self.pos[b["goal_object"]]
         if skill == "reach-v3":
             self._move("hand", goal - HAND_TO_TCP_OFFSET_M)

@@ -62,7 +62,7 @@ def test_round_trip_is_bit_identical(good_agent):
     for s in agent.skills:
         assert np.array_equal(s.embedding, embs[s.name])
         assert s.success_predicate == s.name
-    assert agent.skill("button-press-topdown-v3").binding["quat_order"] == "wxyz"
+    assert agent.skill("button-press-topdown-v3").binding.quat_order == "wxyz"
     obs = torch.from_numpy(np.random.default_rng(1).normal(size=(64, METAWORLD39.size)).astype(np.float32))
     e = torch.from_numpy(embs["push-v3"]).expand(64, -1)
     assert torch.equal(agent.policy(obs, e), policy(obs, e))

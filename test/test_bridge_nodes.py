@@ -274,3 +274,34 @@ def test_real2sim_publishes_labelled_observations_and_stops_on_stale_input():
         _drive(ex, h, 0.3, Q0, world=True)
         assert len(h.obs) > n + 5, "observations did not resume"
         r2s.destroy_node()
+
+
+def test_real2sim_tracks_the_data_names_and_subscribes_to_a_name_only_a_binding_reads():
+    """No hand-kept list: real2sim subscribes to every tracked name of the skill and scene data, and a binding naming
+    an object no scene file knows (a real cell's) gets its pose subscribed when the binding arrives."""
+    from legion_policy.skills import tracked_names
+
+    with ros_context() as (ctx, ex):
+        latched = _latched_topics()
+        r2s = Real2SimNode(context=ctx, parameter_overrides=_params("real2sim.yaml", binding_topic=latched["binding_topic"]))
+        ex.add_node(r2s)
+        assert set(tracked_names()) <= r2s._subscribed and "mug" not in r2s._subscribed
+        h = Harness(ctx, ex, latched)
+        mug = h.node.create_publisher(PoseStamped, "/objects/mug/pose", STREAM_QOS)
+        h.binding_pub.publish(String(data=json.dumps({"skill": "push-v3", "objects": ["mug"], "goal": [0.0, 0.8, 0.05],
+                                                      "goal_object": None, "quat_order": "xyzw"})))
+        assert spin_until(ex, lambda: "mug" in r2s._subscribed, 2.0)
+        end = time.monotonic() + 3.0
+        while time.monotonic() < end and len(h.obs) < 5:
+            h.world()
+            m = h.stamp(PoseStamped())
+            m.header.frame_id = "sim_world"
+            m.pose.position.x, m.pose.position.y, m.pose.position.z = 0.1, 0.7, 0.03
+            m.pose.orientation.w = 1.0
+            mug.publish(m)
+            h.joint_state(Q0)
+            ex.spin_once(timeout_sec=0.005)
+        assert len(h.obs) >= 5, "no observations once the binding's own object was subscribed"
+        obs = msg_to_observation(h.obs[-1][1], METAWORLD39)
+        np.testing.assert_allclose(METAWORLD39.get(obs, "object1_pos"), [0.1, 0.7, 0.03], atol=1e-7)
+        r2s.destroy_node()

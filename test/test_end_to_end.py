@@ -1,6 +1,6 @@
 """End to end: the shipped agent drives the simulated iiwa through the full ROS 2 graph
 (sim_arm, real2sim, policy, sim2real, sequencer, monitor as separate processes over real rclpy),
-started by legion-demo on a shortened sequence."""
+started by legion-demo on a shortened sequence, and on a skill and a scene added only as data."""
 from __future__ import annotations
 
 import json
@@ -53,3 +53,50 @@ def test_final_table_of_a_failed_sequence_names_each_outcome():
     assert lines[2].split() == ["1", "reach-v3", "yes", "1.2", "90"]
     assert lines[3].split() == ["2", "push-v3", "NO", "(timeout)", "40.0", "3200"]
     assert lines[4].split() == ["3", "button-press-topdown-v3", "not", "run", "-", "0"]
+
+
+def test_a_skill_and_a_scene_added_only_as_data_run_through_the_graph(tmp_path):
+    """Issue 23's proof: a copy of the share dir (LEGION_SHARE_DIR) gets one skill entry (the shipped reach network
+    re-exposed under a new name and instruction) and one scene file (that skill placed in a new spot) and nothing
+    else: sim_arm builds the scene, real2sim tracks its names, the policy runs the new skill, the sequencer derives
+    the binding and the move-to to the skill's start, and the sequence succeeds."""
+    import shutil
+
+    import numpy as np
+    import yaml
+
+    share = tmp_path / "share"
+    shutil.copytree(config_path(), share / "config")
+    for folder in ("urdf", "agents", "launch"):
+        (share / folder).symlink_to(config_path().parent / folder)
+    skills_file = share / "config" / "skills.yaml"
+    doc = yaml.safe_load(skills_file.read_text())
+    reach = next(s for s in doc["skills"] if s["name"] == "reach-v3")
+    doc["skills"].append({**reach, "name": "touch-marker", "task": "reach-v3", "network": "reach-v3",
+                          "instructions": ["touch the marker in the corner"]})
+    skills_file.write_text(yaml.safe_dump(doc, sort_keys=False))
+    (share / "config" / "scenes" / "corner.yaml").write_text(yaml.safe_dump({
+        "base": "marker", "hand_start": [-0.1, 0.6, 0.2],
+        "placements": [{"name": "marker", "skill": "touch-marker", "offset": [0.1, -0.1, 0.0],
+                        "object": "corner_puck", "goal": "corner_goal"}]}))
+    (tmp_path / "corner.yaml").write_text(yaml.safe_dump({
+        "scene": "corner", "name": "corner-touch", "timeout_s": 20.0,
+        "steps": [{"skill": "move-to", "timeout_s": 10.0}, {"skill": "touch-marker", "placement": "marker"}]}))
+    env = {**os.environ, "LEGION_SHARE_DIR": str(share)}
+    # seed 2: reach-v3's instance the shipped tabletop and workbench reach steps start with (their placement 2);
+    # seed 0 puts the goal on the table (z 0.05) at the far corner, which the shipped reach misses
+    proc = subprocess.run([str(DEMO), "--sequence", str(tmp_path / "corner.yaml"), "--out", str(tmp_path / "run"),
+                           "--no-video", "--timeout", "300", "--seed", "2"],
+                          capture_output=True, text=True, timeout=420, env=env)
+    out = proc.stdout + proc.stderr
+    assert "Traceback" not in out, out[out.find("Traceback") - 200:][:4000]
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert proc.returncode == 0 and report["success"], out[-3000:]
+    move, touch = report["steps"]
+    # the move-to went to the new skill's derived start: reach's training start + the placement offset
+    np.testing.assert_allclose(move["binding"]["goal"], [0.1, 0.5, 0.2], atol=1e-9)
+    assert touch["skill"] == "touch-marker" and touch["binding"]["task_offset"] == [0.1, -0.1, 0.0]
+    assert touch["binding"]["objects"] == ["corner_puck"] and touch["binding"]["goal_object"] == "corner_goal"
+    assert touch["steps"] >= touch["k_consecutive"] and touch["best_distance"] <= 0.05
+    # the shipped share dir did not change
+    assert "touch-marker" not in (config_path("skills.yaml")).read_text()

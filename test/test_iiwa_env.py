@@ -77,7 +77,7 @@ def _hand_wired_loop(task: str, variation):
         max_gripper_age_s=r2s_p["max_gripper_age_s"], max_object_age_s=r2s_p["max_object_age_s"],
         max_future_stamp_s=r2s_p["max_future_stamp_s"], restart_after_periods=r2s_p["restart_after_periods"]),
         sim.joint_names, GRIPPER_GAP_JOINT)
-    binding = {"skill": task, **default_binding(task)}
+    binding = default_binding(task).with_(skill=task)
     assert r2s.on_binding(binding) and s2r.on_binding(binding) is None
     steps = int(round(period / sim.timestep))
 

@@ -18,7 +18,7 @@ from scipy.spatial.transform import Rotation
 from legion_policy.observation_layout import (ACTION_SPEC, COMPACT12, HAND_FROM_TCP_M, LAYOUTS, METAWORLD39,
                                               ObservationBuilder, ObservationLayout, Frame, get_layout,
                                               gripper_opening_from_gap, quat_in_order, quat_xyzw_in_order)
-from legion_policy.tasks import QUAT_ORDER_BY_TASK
+from legion_policy.tasks import quat_order
 
 metaworld = pytest.importorskip("metaworld")
 from metaworld.policies import ENV_POLICY_MAP  # noqa: E402
@@ -65,7 +65,7 @@ def _frame_from_state(env, task: str) -> Frame:
     gap = np.linalg.norm(d.body("rightclaw").xpos - d.body("leftclaw").xpos)
     pos, quat_xyzw = OBJECT_POSE[task](d)
     return Frame(hand_pos=d.body("hand").xpos.copy(), gripper_opening=float(gripper_opening_from_gap(gap)),
-                 object1_pos=np.array(pos), object1_quat=quat_xyzw_in_order(quat_xyzw, QUAT_ORDER_BY_TASK[task]))
+                 object1_pos=np.array(pos), object1_quat=quat_xyzw_in_order(quat_xyzw, quat_order(task)))
 
 
 def _make_env(task: str, seed: int = 3):
@@ -109,7 +109,7 @@ def test_metaworld39_rebuilt_from_state_bit_for_bit(task):
     # the goal is visible in these tasks, and the object quaternion is in the task's order
     assert np.any(METAWORLD39.get(obs, "goal_pos") != 0)
     quat = METAWORLD39.get(obs, "object1_quat")
-    if QUAT_ORDER_BY_TASK[task] == "zero":
+    if quat_order(task) == "zero":
         assert np.all(quat == 0)
     else:
         assert abs(np.linalg.norm(quat) - 1.0) < 1e-9
@@ -122,7 +122,7 @@ def test_wrong_quaternion_order_is_detected(task):
     obs, _ = env.reset()
     frame = _frame_from_state(env, task)
     pos, q_xyzw = OBJECT_POSE[task](env.data)
-    other = "xyzw" if QUAT_ORDER_BY_TASK[task] == "wxyz" else "wxyz"
+    other = "xyzw" if quat_order(task) == "wxyz" else "wxyz"
     frame.object1_quat = quat_xyzw_in_order(q_xyzw, other)
     rebuilt = ObservationBuilder(METAWORLD39).build(frame, _goal(env))
     assert np.any(rebuilt[METAWORLD39.slice("object1_quat")] != obs[METAWORLD39.slice("object1_quat")])

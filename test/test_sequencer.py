@@ -11,7 +11,8 @@ import yaml
 from legion_policy.agent_format import load_agent
 from legion_policy.observation_layout import COMPACT12, METAWORLD39
 from legion_policy.policy import SkillMatcher
-from legion_policy.tasks import FINGER_YAW_DEG_BY_TASK, finger_yaw_deg
+from legion_policy.skills import get_skill, load_scene
+from legion_policy.tasks import finger_yaw_deg
 from legion_policy.sequencer import (STOP_TASK, SequenceError, SequenceRunner, build_sequence,
                                      format_report_table, load_sequence_file, single_task_sequence,
                                      skills_from_agent, write_report)
@@ -62,9 +63,9 @@ def test_three_step_sequence_advances_and_reports():
     runner = SequenceRunner(seq, METAWORLD39)
     cmds = run_world(runner, ScriptedWorld())
     assert [c.task for c in cmds] == ["reach-v3", "push-v3", "button-press-topdown-v3", STOP_TASK]
-    assert cmds[1].binding == {"skill": "push-v3", "objects": ["puck"], "goal": None, "goal_object": "push_goal",
+    assert cmds[1].binding.to_dict() == {"skill": "push-v3", "objects": ["puck"], "goal": None, "goal_object": "push_goal",
                                "quat_order": "xyzw", "finger_yaw_deg": 0.0}
-    assert cmds[2].binding["quat_order"] == "wxyz"         # the button task's quaternion order by default
+    assert cmds[2].binding.quat_order == "wxyz"         # the button task's quaternion order by default
     assert cmds[-1].enable is False and cmds[-1].finished
     report = runner.report()
     assert report["success"] and report["status"] == "succeeded"
@@ -152,14 +153,45 @@ def test_bad_sequences_are_refused_naming_the_step(doc, message):
         build_sequence(doc, SKILLS, no_language)
 
 
-def test_shipped_tabletop_offsets_are_the_scenes_own_shifts():
-    from legion_bridge.sim.cell import TABLETOP_BUTTON_OFFSET, TABLETOP_PUSH_OFFSET, TABLETOP_REACH_OFFSET
+def test_shipped_sequences_derive_every_binding_from_their_scene():
+    """No shipped sequence copies a binding, an offset or a move-to goal: each step names a placement (or is a
+    move-to whose goal the sequencer derives), and the derived task_offset is the placement's own offset
+    (+ the step's shift)."""
+    for path in sorted(CONFIG.glob("*.yaml")):
+        doc = yaml.safe_load(path.read_text())
+        scene = load_scene(doc["scene"])
+        for entry in doc["steps"]:
+            assert "binding" not in entry, (path.name, entry)
+            assert ("placement" in entry) != (entry.get("skill") == "move-to"), (path.name, entry)
+        seq = load_sequence_file(path, {**SKILLS, **{n: {"predicate": n, "binding": None} for n in
+                                                     ("drawer-close-v3", "handle-press-v3", "move-to")}},
+                                 lambda text: ({"push the puck to the goal": "push-v3",
+                                                "press the button from the top": "button-press-topdown-v3"}[text], 1.0))
+        for step, entry in zip(seq.steps, doc["steps"]):
+            if "placement" in entry:
+                p = scene.placement(entry["placement"])
+                want = np.asarray(p.offset) + np.asarray(entry.get("shift", (0.0, 0.0, 0.0)))
+                np.testing.assert_allclose(step.binding.task_offset, want, atol=1e-12)
+                assert step.binding.objects == p.observe and step.binding.goal_object == p.goal
 
-    expected = {"push_goal": list(TABLETOP_PUSH_OFFSET), "button_goal": list(TABLETOP_BUTTON_OFFSET), "reach_goal": list(TABLETOP_REACH_OFFSET)}
-    for name in ("tabletop.yaml", "tabletop_push_press.yaml", "tabletop_reach.yaml"):
-        for step in yaml.safe_load((CONFIG / name).read_text())["steps"]:
-            b = step["binding"]
-            assert b.get("task_offset") == expected[b["goal_object"]], (name, step)
+
+def test_bad_placement_steps_are_refused_naming_the_step():
+    skills = {**SKILLS, "move-to": {"predicate": "move-to", "binding": None}}
+    for doc, message in (
+            ({"scene": "tabletop", "steps": [{"skill": "push-v3", "placement": "shelf"}]},
+             r"step 1: scene 'tabletop' has no placement 'shelf'"),
+            ({"steps": [{"skill": "push-v3", "placement": "push"}]}, r"step 1: 'placement' needs the sequence's 'scene'"),
+            ({"scene": "tabletop", "steps": [{"skill": "move-to"}, {"skill": "push-v3", "binding": {}}]},
+             r"step 1: move-to needs a target"),
+            ({"scene": "tabletop", "steps": [{"skill": "push-v3", "placement": "push", "via": [0, 0, 0.1]}]},
+             r"step 1: 'via' applies to a move-to only"),
+            ({"scene": "tabletop", "steps": [{"skill": "push-v3", "placement": "push", "shift": [0, 0]}]},
+             r"step 1: shift must be \[dx, dy, dz\]"),
+            ({"scene": "tabletop", "steps": [{"skill": "push-v3"}]}, r"step 1: in scene 'tabletop' a step names its"),
+            ({"scene": "nowhere", "steps": [{"skill": "push-v3", "placement": "push"}]}, r"scene 'nowhere': .*no such scene"),
+    ):
+        with pytest.raises(SequenceError, match=message):
+            build_sequence(doc, skills, no_language)
 
 
 def test_task_offset_reaches_the_published_binding_only_where_given():
@@ -167,8 +199,8 @@ def test_task_offset_reaches_the_published_binding_only_where_given():
                       "binding": {"objects": ["button"], "goal_object": "button_goal", "task_offset": [0.3, -0.1, 0]}},
                      {"skill": "reach-v3", "binding": {"objects": ["puck"], "goal_object": "reach_goal"}}]}
     seq = build_sequence(doc, SKILLS, no_language)
-    assert seq.steps[0].binding["task_offset"] == [0.3, -0.1, 0.0]
-    assert "task_offset" not in seq.steps[1].binding
+    assert seq.steps[0].binding.task_offset == (0.3, -0.1, 0.0)
+    assert seq.steps[1].binding.task_offset is None and "task_offset" not in seq.steps[1].binding.to_dict()
 
 
 def test_learned_skills_carry_their_finger_yaw_and_move_to_keeps_the_current_one():
@@ -179,9 +211,9 @@ def test_learned_skills_carry_their_finger_yaw_and_move_to_keeps_the_current_one
                      {"skill": "move-to", "binding": {"goal": [0.0, 0.6, 0.2]}},
                      {"skill": "move-to", "binding": {"goal": [0.0, 0.6, 0.2], "finger_yaw_deg": 90}}]}
     b = [s.binding for s in build_sequence(doc, skills, no_language).steps]
-    assert b[0]["finger_yaw_deg"] == FINGER_YAW_DEG_BY_TASK["handle-press-v3"] == 90.0
-    assert b[1]["finger_yaw_deg"] == 0.0 and b[2]["finger_yaw_deg"] == -45.0
-    assert "finger_yaw_deg" not in b[3] and b[4]["finger_yaw_deg"] == 90.0
+    assert b[0].finger_yaw_deg == get_skill("handle-press-v3").finger_yaw_deg == 90.0
+    assert b[1].finger_yaw_deg == 0.0 and b[2].finger_yaw_deg == -45.0
+    assert b[3].finger_yaw_deg is None and b[4].finger_yaw_deg == 90.0
 
 
 def test_layout_without_the_predicate_fields_is_refused():
@@ -202,20 +234,19 @@ def test_shipped_sequences_resolve_against_an_agent(name, real_agent):
     """Each shipped sequence resolves (the workbench one against the shipped agent, whose skills it
     chains) and binds only names its scene tracks."""
     from legion_bridge.paths import default_agent_path
-    from legion_bridge.sim.cell import MULTI_OBJECT_SCENES
 
     doc = yaml.safe_load((CONFIG / name).read_text())
     agent = real_agent if doc["scene"] == "tabletop" else load_agent(default_agent_path())
     matcher = SkillMatcher(agent.skill_names, agent.embedding_matrix())
     seq = load_sequence_file(CONFIG / name, skills_from_agent(agent), matcher)
-    tracked = {n for p in MULTI_OBJECT_SCENES[doc["scene"]].placements for n in (p.object, p.goal) if n}
+    tracked = set(load_scene(doc["scene"]).tracked)
     assert len(seq.steps) == len(doc["steps"])
     for step, entry in zip(seq.steps, doc["steps"]):
         assert step.task == entry.get("skill", entry.get("instruction"))
         if "instruction" in entry:
             assert step.similarity >= matcher.threshold
-        assert set(step.binding["objects"]) <= tracked
-        assert step.binding["goal_object"] in tracked or step.binding["goal"] is not None
+        assert set(step.binding.objects) <= tracked
+        assert step.binding.goal_object in tracked or step.binding.goal is not None
     SequenceRunner(seq, agent.layout)
 
 
@@ -227,7 +258,7 @@ def test_instruction_steps_resolve_with_minilm_and_single_task(real_agent):
     with pytest.raises(SequenceError, match=r"step 1: instruction 'bake a cake' refused: nearest skill"):
         build_sequence({"steps": [{"instruction": "bake a cake"}]}, skills, matcher)
     one = single_task_sequence("button-press-topdown-v3", skills, matcher)
-    assert one.steps[0].binding == {"skill": "button-press-topdown-v3", "objects": ["object"], "goal": None,
+    assert one.steps[0].binding.to_dict() == {"skill": "button-press-topdown-v3", "objects": ["object"], "goal": None,
                                     "goal_object": "goal", "quat_order": "wxyz", "finger_yaw_deg": 0.0}
 
 
@@ -251,16 +282,16 @@ def test_reach_tour_offsets_put_every_goal_where_reach_learned_goals():
     tabletop placement, or the policy sees a goal it never learned."""
     from legion_bridge.sim.cell import TABLETOP, Cell
 
-    steps = yaml.safe_load((CONFIG / "tabletop_reach_tour.yaml").read_text())["steps"]
-    assert len(steps) >= 3 and {s["skill"] for s in steps} == {"reach-v3"}
+    steps = load_sequence_file(CONFIG / "tabletop_reach_tour.yaml", SKILLS, no_language).steps
+    assert len(steps) >= 3 and {s.skill for s in steps} == {"reach-v3"}
     low, high = np.array([-0.1, 0.8, 0.05]), np.array([0.1, 0.9, 0.3])
     cell = Cell(TABLETOP, seed=0)
     for seed in range(10):
         cell.reset(seed=seed)
         for step in steps:
-            b = step["binding"]
-            seen = cell.object_pose(b["goal_object"])[0] - np.asarray(b["task_offset"])
-            assert np.all(seen >= low - 1e-6) and np.all(seen <= high + 1e-6), (seed, step["name"], seen)
+            b = step.binding
+            seen = cell.object_pose(b.goal_object)[0] - np.asarray(b.task_offset)
+            assert np.all(seen >= low - 1e-6) and np.all(seen <= high + 1e-6), (seed, step.name, seen)
 
 
 def test_move_to_is_offered_beside_the_agent_skills_and_needs_a_target(tmp_path):
@@ -269,7 +300,7 @@ def test_move_to_is_offered_beside_the_agent_skills_and_needs_a_target(tmp_path)
     assert skills["move-to"]["predicate"] == "move-to"
     seq = build_sequence({"steps": [{"skill": "move-to", "binding": {"goal": [0.1, 0.5, 0.2]}}]}, skills, no_language)
     step = seq.steps[0]
-    assert step.binding["goal"] == [0.1, 0.5, 0.2] and step.binding["objects"] == []
+    assert step.binding.goal == (0.1, 0.5, 0.2) and step.binding.objects == ()
     obs = np.zeros(METAWORLD39.size)
     obs[METAWORLD39.slice("goal_pos")] = [0.1, 0.5, 0.2]
     obs[METAWORLD39.slice("hand_pos")] = [0.1, 0.5, 0.215]
@@ -283,35 +314,38 @@ def test_move_to_is_offered_beside_the_agent_skills_and_needs_a_target(tmp_path)
 def test_workbench_sequence_matches_the_scene_and_starts_each_skill_where_it_learned():
     """The workbench demo: its task offsets are the scene's own shifts, every learned skill is a
     different one, the hand starts at the first skill's training start and the move-to before each
-    other skill ends at that skill's Metaworld hand start + its offset (+ the cell's start lift)."""
-    from legion_bridge.sim.cell import MULTI_OBJECT_SCENES, START_LIFT_M, WORKBENCH, metaworld_env_class
+    other skill ends at that skill's Metaworld hand start + its offset (+ its start lift), with its finger yaw."""
+    from legion_bridge.sim.cell import WORKBENCH, metaworld_env_class
 
     doc = yaml.safe_load((CONFIG / "workbench.yaml").read_text())
     assert doc["scene"] == WORKBENCH
-    layout = MULTI_OBJECT_SCENES[WORKBENCH]
-    offsets = {p.task: list(p.offset) for p in layout.placements}
+    scene = load_scene(WORKBENCH)
+    offsets = {p.skill: np.asarray(p.offset) for p in scene.placements}
 
-    def start(task):
+    def start(task):   # Metaworld's own hand start, not the skill data's copy of it
         return (np.asarray(metaworld_env_class(task)().hand_init_pos) + offsets[task]
-                + [0.0, 0.0, START_LIFT_M.get(task, 0.0)])
+                + [0.0, 0.0, get_skill(task).start_lift_m])
 
-    steps = doc["steps"]
-    learned = [s for s in steps if s["skill"] != "move-to"]
-    assert len(learned) >= 3 and len({s["skill"] for s in learned}) == len(learned)
-    assert {s["skill"] for s in learned} == set(offsets)
-    np.testing.assert_allclose(layout.hand_start, start(learned[0]["skill"]), atol=1e-6)
+    skills = {n: {"predicate": n, "binding": None} for n in ("drawer-close-v3", "handle-press-v3", "reach-v3", "move-to")}
+    steps = load_sequence_file(CONFIG / "workbench.yaml", skills, no_language).steps
+    learned = [s for s in steps if s.skill != "move-to"]
+    assert len(learned) >= 3 and len({s.skill for s in learned}) == len(learned)
+    assert {s.skill for s in learned} == set(offsets)
+    np.testing.assert_allclose(scene.hand_start, start(learned[0].skill), atol=1e-6)
     for k, step in enumerate(steps):
-        if step["skill"] != "move-to":
-            assert step["binding"]["task_offset"] == offsets[step["skill"]], step
+        if step.skill != "move-to":
+            np.testing.assert_allclose(step.binding.task_offset, offsets[step.skill], atol=1e-12)
             if k > 0:
-                assert steps[k - 1]["skill"] == "move-to"
-                np.testing.assert_allclose(steps[k - 1]["binding"]["goal"], start(step["skill"]), atol=1e-6)
+                assert steps[k - 1].skill == "move-to"
+                np.testing.assert_allclose(steps[k - 1].binding.goal, start(step.skill), atol=1e-6)
+    # the first move-to goes 20 cm in front of the handle-press start (via), clear of the lever
+    np.testing.assert_allclose(steps[1].binding.goal, start("handle-press-v3") + [0.0, -0.2, 0.0], atol=1e-6)
     # every learned skill starts with the gripper already turned to its finger yaw (set by a move-to before it;
     # the hand starts with the first skill's)
-    yaw = finger_yaw_deg(learned[0]["skill"])
+    yaw = finger_yaw_deg(learned[0].skill)
     for step in steps:
-        if step["skill"] == "move-to":
-            yaw = step["binding"].get("finger_yaw_deg", yaw)
+        if step.skill == "move-to":
+            yaw = step.binding.finger_yaw_deg if step.binding.finger_yaw_deg is not None else yaw
         else:
-            assert yaw == finger_yaw_deg(step["skill"]), step
-    assert any(finger_yaw_deg(s["skill"]) != 0.0 for s in learned)   # the turn is exercised
+            assert yaw == finger_yaw_deg(step.skill) == step.binding.finger_yaw_deg, step
+    assert any(finger_yaw_deg(s.skill) != 0.0 for s in learned)   # the turn is exercised

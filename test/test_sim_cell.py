@@ -7,7 +7,7 @@ import mujoco
 import numpy as np
 import pytest
 
-from legion_bridge.sim.cell import START_LIFT_M, TABLETOP, TASK_OBJECTS, Cell
+from legion_bridge.sim.cell import TABLETOP, TASK_OBJECTS, TASK_SKILLS, Cell
 from legion_policy.observation_layout import HAND_FROM_TCP_M, quat_in_order
 from legion_bridge.sim.mujoco_model import METAWORLD_GRIPPER_NAMES
 from legion_policy.tasks import finger_yaw_deg, quat_order
@@ -38,9 +38,10 @@ def test_task_scene_matches_metaworld_instance(task):
     ours = quat_in_order(np.r_[q[3], q[:3]], quat_order(task))
     assert min(np.abs(ours - mw_q).max(), np.abs(ours + mw_q).max()) < 1e-6  # q and -q: same rotation
     np.testing.assert_allclose(cell.object_pose("goal")[0], obs[36:39], atol=1e-9)
-    # the hand (tcp + HAND_FROM_TCP_M) starts where Metaworld's does (raised by START_LIFT_M), gripper
-    # pointing down, open
-    lift = np.array([0.0, 0.0, START_LIFT_M.get(task, 0.0)])
+    # the hand (tcp + HAND_FROM_TCP_M) starts where Metaworld's does (raised by the skill's start_lift_m), gripper
+    # pointing down, open; the skill data's training hand start is Metaworld's
+    lift = np.array([0.0, 0.0, TASK_SKILLS[task].start_lift_m])
+    np.testing.assert_allclose(TASK_SKILLS[task].hand_start, env.hand_init_pos, atol=1e-6)
     np.testing.assert_allclose(cell.hand_pos(), env.hand_init_pos + lift, atol=1e-3)
     _, R = cell.tcp_pose()
     assert R[:, 2] @ np.array([0.0, 0.0, -1.0]) > 0.999
@@ -99,7 +100,7 @@ def test_tabletop_objects_coexist_apart_and_reachable():
         # the puck (radius 0.02) and its path to the goal stay clear of the button box (half-width 0.12)
         assert max(pts["puck"][0], pts["push_goal"][0]) + 0.02 + 0.02 < pts["button"][0] - 0.12
         # a hand at the reach goal (gripper body half-length 0.07 along sim x) stays clear of the box:
-        # seed 3 put the goal at x 0.10 against a box edge at x 0.096 before TABLETOP_REACH_OFFSET
+        # seed 3 put the goal at x 0.10 against a box edge at x 0.096 before the reach placement's offset (config/scenes/tabletop.yaml)
         assert pts["reach_goal"][0] + 0.07 + 0.01 < pts["button"][0] - 0.12, (seed, pts["reach_goal"], pts["button"])
         # every object and goal is reachable with the gripper down (tcp at the point)
         targets = np.array(list(pts.values()))
@@ -154,14 +155,13 @@ def test_workbench_objects_coexist_apart_and_reachable():
 
 
 def test_real2sim_subscribes_to_every_name_the_sim_scenes_track():
-    import yaml
-
-    from legion_bridge.paths import config_path
+    """real2sim subscribes to legion_policy.skills.tracked_names (plus its tracked_objects parameter): every name a
+    scene of the cell tracks is in it, from the data, no hand-kept list."""
     from legion_bridge.sim.cell import MULTI_OBJECT_SCENES
+    from legion_policy.skills import tracked_names
 
-    doc = yaml.safe_load(config_path("real2sim.yaml").read_text())
-    subscribed = set(doc["/**"]["ros__parameters"]["tracked_objects"])
-    assert {"object", "goal"} <= subscribed
-    for name, layout in MULTI_OBJECT_SCENES.items():
-        names = {n for p in layout.placements for n in (p.object, p.goal) if n}
-        assert names <= subscribed, (name, names - subscribed)
+    names = set(tracked_names())
+    assert {"object", "goal"} <= names
+    for name, scene in MULTI_OBJECT_SCENES.items():
+        assert set(scene.tracked) <= names, (name, set(scene.tracked) - names)
+    assert set(Cell(TABLETOP, seed=0).tracked) == set(MULTI_OBJECT_SCENES[TABLETOP].tracked)

@@ -1,6 +1,10 @@
 """real2sim node: joint states + gripper state + object poses + binding -> /legion/observation,
 thin shell around :class:`legion_bridge.real2sim.Real2SimCore`.
 
+Tracked objects: every name of the skill and scene data (``legion_policy.skills.tracked_names``: the single-task
+scenes' ``object``/``goal`` and each config/scenes/ file's names), plus ``tracked_objects``, plus any name a binding
+reads that is not yet subscribed (a real-arm scene without a scene file; its first poses may take a moment).
+
 Observations are published when a joint state arrives and a policy period has passed since
 the last one (phase-locked to the period, so the observation carries the newest arm state);
 a timer every period checks staleness: while any needed input is too old, nothing is
@@ -23,6 +27,7 @@ from legion_bridge.robot.urdf_model import GRIPPER_GAP_JOINT
 from legion_policy.agent_format import AgentFormatError, read_agent_layout
 from legion_policy.nodes.parameters import declare_all
 from legion_policy.observation_layout import LAYOUTS, get_layout
+from legion_policy.skills import tracked_names
 from legion_policy.ros_io import (ERROR, LATCHED_QOS, OK, STREAM_QOS, WARN, diagnostic_array, diagnostic_status,
                                   observation_to_msg, run_node)
 
@@ -58,21 +63,21 @@ class Real2SimNode(Node):
         self.core = Real2SimCore(hand, self.layout, cfg, names.driver, GRIPPER_GAP_JOINT)
         if p.default_binding and not self.core.on_binding(p.default_binding):
             raise ValueError(f"default_binding: {self.core.last_rejection}")
-        objects = p.tracked_objects
+        objects = list(dict.fromkeys([*tracked_names(), *p.tracked_objects]))
         js_topic, grip_topic, prefix = p.joint_states_topic, p.gripper_state_topic, p.object_pose_prefix
         obs_topic, binding_topic = p.observation_topic, p.binding_topic
         # what each input of the core is called on the graph (diagnostics name the topic to check)
         self._input_topics = {"joint_states": js_topic, "gripper": grip_topic,
                               "binding": f"{binding_topic} (publish a task or start a sequence)"}
-        self._input_topics.update({f"object {n}": f"{prefix.rstrip('/')}/{n}/pose" for n in objects})
+        self._prefix = prefix
         self.obs_pub = self.create_publisher(Float32MultiArray, obs_topic, STREAM_QOS)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_subscription(JointState, js_topic, self._on_joint_state, STREAM_QOS)
         self.create_subscription(JointState, grip_topic, self._on_gripper, STREAM_QOS)
         self.create_subscription(String, binding_topic, self._on_binding, LATCHED_QOS)
-        for name in objects:
-            self.create_subscription(PoseStamped, f"{prefix.rstrip('/')}/{name}/pose",
-                                     lambda m, n=name: self._on_pose(n, m), STREAM_QOS)
+        self._subscribed: set[str] = set()
+        for name in objects + [n for n in (self.core.binding.needed if self.core.binding else ()) if n not in objects]:
+            self._subscribe(name)
         self.create_timer(self.period, self._on_tick)
         self.create_timer(float(p.diagnostics_period_s), self.publish_diagnostics)
         self._next_due: float | None = None
@@ -80,6 +85,12 @@ class Real2SimNode(Node):
         self._rejected_seen = 0
         self.get_logger().info(f"real2sim: {hand.kin.model.name}, layout {self.layout.name}, period "
                                f"{self.period * 1e3:.1f} ms, objects {objects}")
+
+    def _subscribe(self, name: str) -> None:
+        topic = f"{self._prefix.rstrip('/')}/{name}/pose"
+        self._input_topics[f"object {name}"] = topic
+        self.create_subscription(PoseStamped, topic, lambda m, n=name: self._on_pose(n, m), STREAM_QOS)
+        self._subscribed.add(name)
 
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
@@ -107,6 +118,10 @@ class Real2SimNode(Node):
     def _on_binding(self, msg: String) -> None:
         if self.core.on_binding(msg.data):
             self.get_logger().info(f"binding: {msg.data}")
+            for name in self.core.binding.needed:
+                if name not in self._subscribed:
+                    self.get_logger().info(f"binding reads {name!r}: subscribing to its pose")
+                    self._subscribe(name)
         self._check_rejections()
 
     def _on_tick(self) -> None:

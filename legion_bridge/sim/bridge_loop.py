@@ -142,9 +142,9 @@ class BridgeLoop:
         """New cores with ``binding`` (the /legion/binding content), motion enabled; the first observation."""
         self.s2r = Sim2RealCore(self.hand, self.limits, self.config.sim2real, enabled=True)
         self.r2s = Real2SimCore(self.hand, self.layout, self.config.real2sim, self.joint_names, GRIPPER_GAP_JOINT)
-        if not self.r2s.on_binding(dict(binding)):
+        if not self.r2s.on_binding(binding):
             raise ValueError(f"binding refused by real2sim: {self.r2s.last_rejection}")
-        reason = self.s2r.on_binding(dict(binding))
+        reason = self.s2r.on_binding(binding)
         if reason is not None:
             raise ValueError(f"binding refused by sim2real: {reason}")
         self.commands = []

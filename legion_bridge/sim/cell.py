@@ -1,10 +1,10 @@
 """The simulated cell: the iiwa + gripper in Metaworld v3 task scenes (ROS-free).
 
-A scene is either one Metaworld v3 task (``"push-v3"``, any task of :data:`TASK_OBJECTS`: MT10
-and handle-press) or a multi-object scene of :data:`MULTI_OBJECT_SCENES` (``"tabletop"``: push,
-button-press-topdown, reach; ``"workbench"``: drawer-close, handle-press, reach, the shipped
-agent's skills). It is built with MjSpec from the task XML shipped in the installed
-``metaworld`` package (``metaworld/assets/sawyer_xyz/*.xml``):
+A scene is either one Metaworld v3 task (``"push-v3"``: the task of any skill of ``config/skills.yaml`` that says
+how its object is read, :data:`TASK_OBJECTS`) or a multi-object scene of ``config/scenes/`` (:data:`MULTI_OBJECT_SCENES`,
+:class:`legion_policy.skills.SceneDef`: ``tabletop``: push, button-press-topdown, reach; ``workbench``:
+drawer-close, handle-press, reach, the shipped agent's skills). It is built with MjSpec from the task XML shipped
+in the installed ``metaworld`` package (``metaworld/assets/sawyer_xyz/*.xml``):
 
 1. the Sawyer is removed: the mocap weld and the gripper actuators are deleted and the
    ``base`` (Sawyer + pedestal) and ``mocap`` bodies detached; table, walls and the task
@@ -12,8 +12,8 @@ agent's skills). It is built with MjSpec from the task XML shipped in the instal
 2. the iiwa + gripper generated from the URDF (:mod:`legion_bridge.sim.mujoco_model`) is
    attached with its base ``link_0`` at the calibrated pose ``sim_from_base``
    (config/calibration.yaml); the sim frame is Metaworld's world frame;
-3. a massless marker body per goal (``goal`` or ``push_goal``/``button_goal``/``reach_goal``)
-   holds the goal as a MuJoCo body pose.
+3. a massless marker body per goal (``goal``, or each placement's goal name) holds the goal as a
+   MuJoCo body pose.
 
 Object placement per task instance comes from a real Metaworld env reset (seeded), copied
 by name (body poses, object joint positions, sites), so Metaworld's sampling ranges are not
@@ -21,15 +21,15 @@ re-implemented. The arm starts with the gripper pointing down and Metaworld's ha
 position (hand = tcp + HAND_FROM_TCP_M), solved with :class:`legion_bridge.robot.kinematics.Kinematics`.
 
 Tracked objects (the names published by sim_arm on ``/objects/<name>/pose``):
-single-task scenes: ``object`` (what Metaworld puts in obs[4:7], computed the same way, see
-:data:`TASK_OBJECTS`) and ``goal``; ``tabletop``: ``puck``, ``button``, ``push_goal``,
-``button_goal``, ``reach_goal``; ``workbench``: ``drawer``, ``handle``, ``puck``, ``drawer_goal``,
-``handle_goal``, ``reach_goal``.
+single-task scenes: ``object`` (what Metaworld puts in obs[4:7], computed the same way, the skill's
+``object`` entry) and ``goal``; a multi-object scene: its placements' ``object`` and ``goal`` names.
+The success of each task is its skill's predicate on a ground-truth observation packed from the
+placement's binding as real2sim packs it (:meth:`legion_policy.binding.Binding.frame`).
 """
 from __future__ import annotations
 
+import sys
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
@@ -42,147 +42,34 @@ from legion_bridge.robot.kinematics import Kinematics
 from legion_bridge.robot.urdf_model import RobotModel, load_robot_model
 from legion_bridge.sim.mujoco_model import (ARM_PREFIX, ArmIndex, ServoConfig, add_metaworld_names, attach_arm,
                                             finger_ctrl)
-from legion_policy.observation_layout import HAND_FROM_TCP_M, METAWORLD39, gripper_opening_from_gap, quat_in_order
-from legion_policy.success import get_predicate
-from legion_policy.tasks import finger_yaw_deg, quat_order
+from legion_policy.binding import Binding
+from legion_policy.observation_layout import HAND_FROM_TCP_M, METAWORLD39, ObservationBuilder, gripper_opening_from_gap
+from legion_policy.skills import (SINGLE_TASK_GOAL, SINGLE_TASK_OBJECT, DataError, ObjectRef, SceneDef, SkillDef,
+                                  load_scenes, load_skills)
 
 #: The MT10 tasks (all have a single-task scene).
 MT10_TASKS = ("reach-v3", "push-v3", "pick-place-v3", "door-open-v3", "drawer-open-v3", "drawer-close-v3",
               "button-press-topdown-v3", "peg-insert-side-v3", "window-open-v3", "window-close-v3")
-#: Names of the multi-object scenes (layouts: :data:`MULTI_OBJECT_SCENES`).
+#: Names of the shipped multi-object scenes (config/scenes/).
 TABLETOP = "tabletop"
 WORKBENCH = "workbench"
 #: Gripper command at reset (Metaworld resets with the gripper open).
 RESET_GRIPPER_COMMAND = -1.0
-#: Prefix of the button-box bodies attached into the tabletop scene.
-BUTTON_PREFIX = "button/"
-#: Tabletop layout: each task's Metaworld placement shifted by these offsets (sim frame, m).
-#: The puck and its goal land in x [-0.17, 0.03], y [0.55, 0.85]; the button box (half-width
-#: 0.12 m) in x [0.2, 0.4], y [0.7, 0.8], so its edge stays >= 3 cm clear of the puck's side
-#: of the table; the reach goal in x [-0.25, -0.05], y [0.8, 0.9], z [0.05, 0.3], so a hand at it
-#: (gripper body half-length 0.07 m along sim x) stays >= 3 cm clear of the box (unshifted, a goal
-#: at x 0.1 sat against the box and the arm stopped at its wall); every point stays reachable
-#: gripper-down by the iiwa 7 from the calibrated overhead mount (checked in test/test_sim_cell.py).
-TABLETOP_PUSH_OFFSET = (-0.07, -0.05, 0.0)
-TABLETOP_BUTTON_OFFSET = (0.3, -0.1, 0.0)
-TABLETOP_REACH_OFFSET = (-0.15, 0.0, 0.0)
-#: Hand start of the tabletop scene (Metaworld hand position, sim frame, m).
-TABLETOP_HAND_START = (0.0, 0.6, 0.2)
-#: Prefixes of the bodies attached into the workbench scene from the handle-press and reach XMLs.
-HANDLE_PREFIX = "handle/"
-REACH_PREFIX = "reach/"
-#: Workbench layout (sim frame, m). Placed by Metaworld within +-0.1 m in x, drawer-close's drawer
-#: (case half-width 0.118 m) shifted to -x and handle-press's box (half-width 0.087 m) to +x stay
-#: >= 5 cm apart; the handle box also goes 20 cm back, so its lever (front >= 0.76 m) stays clear of
-#: the reach goals. Reach's goal box (x [-0.1, 0.1], y [0.8, 0.9], z [0.05, 0.3]) and its puck are
-#: shifted toward the robot (its start then sits on the workspace's near edge, y 0.4): goals y
-#: [0.6, 0.7], in front of the closed drawer (handle at y 0.74) and of the lever. The hand starts at
-#: the drawer skill's training start (Metaworld's + the drawer offset). Every object and goal is
-#: reachable gripper-down (test/test_sim_cell.py).
-WORKBENCH_DRAWER_OFFSET = (-0.26, 0.0, 0.0)
-WORKBENCH_HANDLE_OFFSET = (0.22, 0.2, 0.0)
-WORKBENCH_REACH_OFFSET = (0.0, -0.2, 0.0)
-WORKBENCH_HAND_START = (-0.26, 0.6, 0.2)
-#: Hand start raised above Metaworld's, per task [m]: handle-press starts the Sawyer's hand 3 cm above
-#: the lever; our fingers reach 4.5 cm below the hand (HAND_FROM_TCP_M) and would start inside it.
-START_LIFT_M: dict[str, float] = {"handle-press-v3": 0.04}
 
-
-@dataclass(frozen=True)
-class ObjectRef:
-    """How a tracked object's pose is read from MuJoCo, as the Metaworld env computes obs[4:11].
-
-    ``pos_kind``: ``"body"`` (data.xpos: the body frame, which is what Metaworld's
-    ``get_body_com`` returns), ``"geom"`` (data.geom_xpos) or ``"site"`` (data.site_xpos) of ``pos_name``,
-    plus ``offset`` (world frame, metres). Orientation: ``rot_kind``/``rot_name`` (``"geom"``,
-    ``"site"`` or ``"body"`` frame).
-    """
-
-    pos_kind: str
-    pos_name: str
-    rot_kind: str
-    rot_name: str
-    offset: tuple[float, float, float] = (0.0, 0.0, 0.0)
-
-    def prefixed(self, prefix: str) -> "ObjectRef":
-        return ObjectRef(self.pos_kind, prefix + self.pos_name, self.rot_kind, prefix + self.rot_name, self.offset)
-
-
+#: The skill of each single-task scene (a Metaworld task): the first skill of config/skills.yaml for that task
+#: that says how its object is read.
+TASK_SKILLS: dict[str, SkillDef] = {}
+try:  # read at import: the node parameter specs list the scenes (sim_arm_params)
+    for _s in load_skills().values():
+        if _s.object is not None:
+            TASK_SKILLS.setdefault(_s.task, _s)
+    #: The multi-object scenes (config/scenes/<name>.yaml).
+    MULTI_OBJECT_SCENES: dict[str, SceneDef] = load_scenes()
+except DataError as _exc:  # bad data: one line naming the file and key, the status of a refused start
+    print(str(_exc), file=sys.stderr)
+    raise SystemExit(2) from None
 #: Object 1 of each task with a cell scene (metaworld 3.1.1 ``_get_pos_objects`` / ``_get_quat_objects``).
-TASK_OBJECTS: dict[str, ObjectRef] = {
-    "reach-v3": ObjectRef("body", "obj", "geom", "objGeom"),
-    "push-v3": ObjectRef("body", "obj", "geom", "objGeom"),
-    "pick-place-v3": ObjectRef("body", "obj", "geom", "objGeom"),
-    "door-open-v3": ObjectRef("geom", "handle", "geom", "handle"),
-    "drawer-open-v3": ObjectRef("body", "drawer_link", "body", "drawer_link", (0.0, -0.16, 0.0)),
-    "drawer-close-v3": ObjectRef("body", "drawer_link", "body", "drawer_link", (0.0, -0.16, 0.05)),
-    "button-press-topdown-v3": ObjectRef("body", "button", "body", "button", (0.0, 0.0, 0.193)),
-    "peg-insert-side-v3": ObjectRef("site", "pegGrasp", "site", "pegGrasp"),
-    "window-open-v3": ObjectRef("site", "handleOpenStart", "site", "handleOpenStart"),
-    "window-close-v3": ObjectRef("site", "handleCloseStart", "site", "handleCloseStart"),
-    # beyond MT10: the handle press (a skill of the workbench scene)
-    "handle-press-v3": ObjectRef("site", "handleStart", "site", "handleStart"),
-}
-
-
-@dataclass(frozen=True)
-class TaskBinding:
-    """Which tracked names a task's success predicate reads in a scene (object None = no object)."""
-
-    task: str
-    object: str | None
-    goal: str
-
-
-@dataclass(frozen=True)
-class Placement:
-    """One Metaworld task in a multi-object scene: its instance (objects and goal) shifted by ``offset``.
-
-    ``object``/``goal``: the tracked names of its object 1 (None: the task has none, e.g. reach) and of
-    its goal marker. Its objects come either from the scene's base XML (``attach`` None, names
-    unprefixed: the base task) or from its own task XML, whose top-level body ``attach`` is attached
-    under ``prefix``.
-    """
-
-    task: str
-    object: str | None
-    goal: str
-    offset: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    attach: str | None = None
-    prefix: str = ""
-    goal_rgba: tuple[float, float, float, float] = (0.0, 0.8, 0.0, 1.0)
-
-
-@dataclass(frozen=True)
-class SceneLayout:
-    """A multi-object scene: the base task's XML (table, walls, its objects) plus placements.
-
-    Placement k draws its instances from a Metaworld env seeded ``seed + k``.
-    """
-
-    base: str
-    placements: tuple[Placement, ...]
-    hand_start: tuple[float, float, float]
-
-
-#: The multi-object scenes.
-MULTI_OBJECT_SCENES: dict[str, SceneLayout] = {
-    TABLETOP: SceneLayout(
-        base="push-v3",
-        placements=(Placement("push-v3", "puck", "push_goal", TABLETOP_PUSH_OFFSET),
-                    Placement("button-press-topdown-v3", "button", "button_goal", TABLETOP_BUTTON_OFFSET,
-                              attach="box", prefix=BUTTON_PREFIX, goal_rgba=(0.8, 0.8, 0.0, 1.0)),
-                    Placement("reach-v3", None, "reach_goal", TABLETOP_REACH_OFFSET, goal_rgba=(0.0, 0.4, 0.8, 1.0))),
-        hand_start=TABLETOP_HAND_START),
-    WORKBENCH: SceneLayout(
-        base="drawer-close-v3",
-        placements=(Placement("drawer-close-v3", "drawer", "drawer_goal", WORKBENCH_DRAWER_OFFSET),
-                    Placement("handle-press-v3", "handle", "handle_goal", WORKBENCH_HANDLE_OFFSET,
-                              attach="box", prefix=HANDLE_PREFIX, goal_rgba=(0.8, 0.8, 0.0, 1.0)),
-                    Placement("reach-v3", "puck", "reach_goal", WORKBENCH_REACH_OFFSET,
-                              attach="obj", prefix=REACH_PREFIX, goal_rgba=(0.0, 0.4, 0.8, 1.0))),
-        hand_start=WORKBENCH_HAND_START),
-}
+TASK_OBJECTS: dict[str, ObjectRef] = {task: s.object for task, s in TASK_SKILLS.items()}
 #: Every scene name the cell accepts: one task's scene (any task of TASK_OBJECTS) or a multi-object one.
 SCENES = tuple(TASK_OBJECTS) + tuple(MULTI_OBJECT_SCENES)
 
@@ -295,10 +182,13 @@ class Cell:
         self.sim_from_base: Transform = self.calibration.sim_from_base
         self.kin = Kinematics(self.robot, sim_from_base=self.sim_from_base)
         self._seed = int(seed)
-        #: the multi-object layout (None: a single-task scene)
-        self.layout: SceneLayout | None = MULTI_OBJECT_SCENES.get(scene)
-        tasks = [p.task for p in self.layout.placements] if self.layout else [scene]
-        self._placers = {task: MetaworldPlacer(task, seed + k) for k, task in enumerate(tasks)}
+        #: the multi-object scene (None: a single-task scene)
+        self.layout: SceneDef | None = MULTI_OBJECT_SCENES.get(scene)
+        #: the skill of each placement (single-task scene: of the scene's task), by placement name
+        self.skills: dict[str, SkillDef] = ({p.name: self.layout.skills[p.skill] for p in self.layout.placements}
+                                            if self.layout else {scene: TASK_SKILLS[scene]})
+        # placement k draws its instances from a Metaworld env seeded seed + k
+        self._placers = {name: MetaworldPlacer(skill.task, seed + k) for k, (name, skill) in enumerate(self.skills.items())}
         self.spec = self._build_spec(servo)
         self.model = self.spec.compile()
         self.data = mujoco.MjData(self.model)
@@ -311,25 +201,26 @@ class Cell:
         self._acc = np.zeros(self.model.nv)
         self._tau = np.zeros(self.model.nv)
         self.tracked: dict[str, ObjectRef] = self._tracked_refs()
-        self.bindings: tuple[TaskBinding, ...] = self._bindings()
+        #: per placement, the binding its skill's success predicate reads (the sequencer's, legion_policy.skills)
+        self.bindings: tuple[Binding, ...] = self._bindings()
+        self._builder = ObservationBuilder(METAWORLD39, clip=False)
         self.gripper_command = RESET_GRIPPER_COMMAND
         self.instance: dict = {}
         self.reset()
 
     # ------------------------------------------------------------------ building
     def _build_spec(self, servo) -> mujoco.MjSpec:
-        base = self.layout.base if self.layout else self.scene
-        spec = mujoco.MjSpec.from_file(str(self._placers[base].xml_path))
+        spec = mujoco.MjSpec.from_file(str(self._placers[self.layout.base if self.layout else self.scene].xml_path))
         _remove_sawyer(spec)
         spec.option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
         if self.layout:
             for p in self.layout.placements:
                 if p.attach is not None:
-                    tspec = mujoco.MjSpec.from_file(str(self._placers[p.task].xml_path))
+                    tspec = mujoco.MjSpec.from_file(str(self._placers[p.name].xml_path))
                     spec.worldbody.add_frame().attach_body(tspec.body(p.attach), p.prefix, "")
                 _add_marker(spec, p.goal, p.goal_rgba)
         else:
-            _add_marker(spec, "goal", (0, 0.8, 0, 1))
+            _add_marker(spec, SINGLE_TASK_GOAL, (0, 0.8, 0, 1))
         T = self.sim_from_base
         attach_arm(spec, self.robot, T.t, _rot_quat_wxyz(T.R), servo)
         add_metaworld_names(spec, self.robot)  # Metaworld's reward / success code reads these names
@@ -337,21 +228,23 @@ class Cell:
 
     def _tracked_refs(self) -> dict[str, ObjectRef]:
         if self.layout:
-            refs = {p.object: TASK_OBJECTS[p.task].prefixed(p.prefix)
+            refs = {p.object: self.skills[p.name].object.prefixed(p.prefix)
                     for p in self.layout.placements if p.object is not None}
             refs.update({p.goal: ObjectRef("body", p.goal, "body", p.goal) for p in self.layout.placements})
             return refs
-        return {"object": TASK_OBJECTS[self.scene], "goal": ObjectRef("body", "goal", "body", "goal")}
+        return {SINGLE_TASK_OBJECT: TASK_OBJECTS[self.scene],
+                SINGLE_TASK_GOAL: ObjectRef("body", SINGLE_TASK_GOAL, "body", SINGLE_TASK_GOAL)}
 
-    def _bindings(self) -> tuple[TaskBinding, ...]:
+    def _bindings(self) -> tuple[Binding, ...]:
         if self.layout:
-            return tuple(TaskBinding(p.task, p.object, p.goal) for p in self.layout.placements)
-        return (TaskBinding(self.scene, "object", "goal"),)
+            return tuple(self.layout.binding(p.name) for p in self.layout.placements)
+        skill = self.skills[self.scene]
+        return (skill.default_binding().with_(skill=skill.name),)
 
     @property
     def tasks(self) -> tuple[str, ...]:
-        """Tasks whose success the cell evaluates."""
-        return tuple(b.task for b in self.bindings)
+        """Skills whose success the cell evaluates (one per placement; the task of a single-task scene)."""
+        return tuple(b.skill for b in self.bindings)
 
     @property
     def timestep(self) -> float:
@@ -376,8 +269,8 @@ class Cell:
         if self.layout:
             goals = {}
             for p in self.layout.placements:
-                inst = self._placers[p.task].sample()
-                if p.task == self.layout.base or p.attach is not None:  # tasks without objects place none
+                inst = self._placers[p.name].sample()
+                if p.name == self.layout.base or p.attach is not None:  # tasks without objects place none
                     self._apply(inst, p.prefix, p.offset)
                 goals[p.goal] = inst["goal"] + np.asarray(p.offset)
             hand = np.array(self.layout.hand_start, dtype=np.float64)
@@ -385,12 +278,12 @@ class Cell:
             inst = self._placers[self.scene].sample(variation)
             self._apply(inst, "", (0.0, 0.0, 0.0))
             goals = {"goal": inst["goal"]}
-            hand = (inst["hand_init"] + np.array([0.0, 0.0, START_LIFT_M.get(self.scene, 0.0)]) if hand_start is None
-                    else np.asarray(hand_start, dtype=np.float64).reshape(3))
+            hand = (inst["hand_init"] + np.array([0.0, 0.0, self.skills[self.scene].start_lift_m])
+                    if hand_start is None else np.asarray(hand_start, dtype=np.float64).reshape(3))
         for name, g in goals.items():
             m.body_pos[m.body(name).id] = g
-        # the gripper starts turned as the first skill runs (the layout's base task's, or the scene's task's)
-        q = self.arm_start(hand, finger_yaw_deg(self.layout.base if self.layout else self.scene))
+        # the gripper starts turned as the first skill runs (the base placement's skill's, or the scene's task's)
+        q = self.arm_start(hand, self.skills[self.layout.base if self.layout else self.scene].finger_yaw_deg)
         d.qpos[self.arm.arm_qpos] = q
         d.ctrl[self.arm.arm_act] = q
         d.qpos[self.arm.finger_qpos] = self._finger_upper
@@ -405,7 +298,12 @@ class Cell:
         Its Python state (``_target_pos``, ``obj_init_pos``, ...) describes the cell's instance; its reward and
         success code reads the cell's MjData by name when pointed at it (legion_training.iiwa_env).
         """
-        return self._placers[task or (self.layout.base if self.layout else self.scene)].env
+        if task is None or task in self._placers:
+            return self._placers[task or (self.layout.base if self.layout else self.scene)].env
+        for name, skill in self.skills.items():
+            if task in (skill.name, skill.task):
+                return self._placers[name].env
+        raise KeyError(f"scene {self.scene!r} has no placement of {task!r}")
 
     def arm_contacts(self) -> list[tuple[str, str]]:
         """Contacts of the arm or gripper with anything else, as (arm body, other body) names (current state)."""
@@ -451,7 +349,7 @@ class Cell:
 
     def arm_start(self, hand_sim, yaw_deg: float = 0.0) -> np.ndarray:
         """Joint positions putting Metaworld's hand at ``hand_sim`` with the gripper down, its fingers at the
-        finger yaw ``yaw_deg`` (legion_policy.tasks.finger_yaw_deg; 0 = along sim x) (ValueError if unreachable)."""
+        finger yaw ``yaw_deg`` (a skill's finger_yaw_deg; 0 = along sim x) (ValueError if unreachable)."""
         tcp_sim = np.asarray(hand_sim, dtype=np.float64) - np.asarray(HAND_FROM_TCP_M)
         target = self.sim_from_base.inverse().apply(tcp_sim)
         res = self.kin.ik(target, R_target=self.kin.gripper_down_yawed(np.radians(yaw_deg)))
@@ -551,29 +449,23 @@ class Cell:
     def object_poses(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         return {name: self.object_pose(name) for name in self.tracked}
 
-    def observation(self, binding: TaskBinding) -> np.ndarray:
-        """Ground-truth ``metaworld39`` observation of a task (previous frame = current frame)."""
-        hand = self.hand_pos()
-        opening = float(gripper_opening_from_gap(self.gripper_gap()))
-        if binding.object is not None:
-            p, q_xyzw = self.object_pose(binding.object)
-            q = quat_in_order(np.r_[q_xyzw[3], q_xyzw[:3]], quat_order(binding.task))
-        else:
-            p, q = np.zeros(3), np.zeros(4)
-        frame = {"hand_pos": hand, "gripper_opening": [opening], "object1_pos": p, "object1_quat": q,
-                 "object2_pos": np.zeros(3), "object2_quat": np.zeros(4)}
-        values = dict(frame)
-        values.update({f"prev_{k}": v for k, v in frame.items()})
-        values["goal_pos"] = self.object_pose(binding.goal)[0]
-        return METAWORLD39.pack(values)
+    def observation(self, binding: Binding) -> np.ndarray:
+        """Ground-truth ``metaworld39`` observation of a binding (previous frame = current frame; the sim frame's
+        positions: the binding's task_offset is not applied), packed as real2sim packs it."""
+        frame, goal = binding.with_(task_offset=None).frame(
+            self.hand_pos(), float(gripper_opening_from_gap(self.gripper_gap())), self.object_pose)
+        self._builder.reset()
+        return self._builder.build(frame, goal)
 
     def success(self) -> dict[str, dict]:
-        """Per task: ``{"success": bool, "distance": float, "threshold": float}`` from legion_policy.success."""
+        """Per placement's skill: ``{"success": bool, "distance": float, "threshold": float}`` of its success
+        predicate (config/skills.yaml, legion_policy.success)."""
         out = {}
-        for b in self.bindings:
-            pred = get_predicate(b.task)
+        for b, skill in zip(self.bindings, self.skills.values()):
+            pred = skill.success
             dist = float(pred.distance(self.observation(b), METAWORLD39))
-            out[b.task] = {"success": bool(dist <= pred.threshold), "distance": dist, "threshold": pred.threshold}
+            ok = dist < pred.threshold if pred.strict else dist <= pred.threshold
+            out[b.skill] = {"success": bool(ok), "distance": dist, "threshold": pred.threshold}
         return out
 
 

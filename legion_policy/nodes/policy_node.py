@@ -127,8 +127,8 @@ class PolicyNode(Node):
                 self.task_error = str(exc)
                 self.get_logger().error(str(exc))
                 return
-            self.binding_pub.publish(String(data=json.dumps(binding)))
-            self.get_logger().info(f"no binding for {skill}: published its default binding {json.dumps(binding)}")
+            self.binding_pub.publish(String(data=binding.to_json()))
+            self.get_logger().info(f"no binding for {skill}: published its default binding {binding.to_json()}")
 
         self._binding_timer = self.create_timer(max(float(self.binding_grace_s), 1e-3), fire)
 

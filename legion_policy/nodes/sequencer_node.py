@@ -109,7 +109,7 @@ class SequencerNode(Node):
         if cmd is None:
             return
         if cmd.binding is not None:
-            self.binding_pub.publish(String(data=json.dumps(cmd.binding)))
+            self.binding_pub.publish(String(data=cmd.binding.to_json()))
         if cmd.task is not None:
             self.task_pub.publish(String(data=cmd.task))
         if cmd.enable is not None:
@@ -117,7 +117,7 @@ class SequencerNode(Node):
         if cmd.task is not None and not cmd.finished and self.runner.step is not None:
             st = self.runner.step
             self.get_logger().info(f"step {self.runner.current + 1}/{len(self.runner.sequence.steps)}: "
-                                   f"{st.name} task {st.task!r} binding {json.dumps(st.binding)}")
+                                   f"{st.name} task {st.task!r} binding {st.binding.to_json()}")
         if cmd.finished:
             self._finish()
 
