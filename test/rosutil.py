@@ -31,3 +31,28 @@ def spin_until(executor, predicate: Callable[[], bool], timeout_s: float, step_s
             return True
         executor.spin_once(timeout_sec=step_s)
     return predicate()
+
+
+@contextmanager
+def node_with_client(node_class, argv, client_name: str = "client"):
+    """A node started with ``argv`` (a ``launcher.node_commands`` command's arguments, as the launch starts it)
+    and a client node, both on one executor of a fresh context: yields ``(node, call)`` where
+    ``call(srv_type, service, request)`` calls a service and returns its response (asserting it answered)."""
+    with ros_context() as (ctx, ex):
+        node = node_class(context=ctx, cli_args=list(argv))
+        client = rclpy.create_node(client_name, context=ctx)
+        try:
+            ex.add_node(node)
+            ex.add_node(client)
+
+            def call(srv_type, service: str, request):
+                cli = client.create_client(srv_type, service)
+                assert spin_until(ex, cli.service_is_ready, 10.0), f"{service} not available"
+                future = cli.call_async(request)
+                assert spin_until(ex, future.done, 10.0), f"{service} did not answer"
+                return future.result()
+
+            yield node, call
+        finally:
+            client.destroy_node()
+            node.destroy_node()

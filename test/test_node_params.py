@@ -443,93 +443,65 @@ def test_every_settable_parameter_is_one_its_node_applies():
     assert settable == {("monitor", "tolerance")}
 
 
-def _call(ex, client_node, srv_type, name: str, request):
-    from rosutil import spin_until
-
-    cli = client_node.create_client(srv_type, name)
-    assert spin_until(ex, cli.service_is_ready, 10.0), f"{name} not available"
-    future = cli.call_async(request)
-    assert spin_until(ex, future.done, 10.0), f"{name} did not answer"
-    return future.result()
-
-
 @ros
 def test_ros2_param_set_on_the_safety_layer_is_refused_and_changes_nothing():
     """`ros2 param set /sim2real velocity_scale 1.0` on the real graph's sim2real (started with the files and
     arguments `legion-launch real` gives it) goes to its set_parameters service, as here: refused with a reason
     naming the parameter, the value and the envelope the node enforces unchanged. Before parameters were
     read-only it was accepted (successful=True) and silently ignored: the envelope kept 0.5."""
-    import rclpy
     from rcl_interfaces.srv import DescribeParameters, GetParameters, SetParameters
     from rclpy.parameter import Parameter
 
     from legion_bridge.launcher import node_commands
     from legion_bridge.nodes.sim2real_node import Sim2RealNode
-    from rosutil import ros_context
+    from rosutil import node_with_client
 
     (cmd,) = node_commands("real", only=["sim2real"], resolve_executables=False)
-    with ros_context() as (ctx, ex):
-        node = Sim2RealNode(context=ctx, cli_args=list(cmd.argv[1:]))
-        client = rclpy.create_node("param_client", context=ctx)
-        try:
-            ex.add_node(node)
-            ex.add_node(client)
-            before = node.core.limits
-            assert before.velocity_scale == 0.5 and node.get_parameter("legion_mode").value == "real"
-            for name, value in (("velocity_scale", 1.0), ("velocity_scale", 7.0), ("position_margin", 0.0),
-                                ("start_enabled", True)):
-                req = SetParameters.Request(parameters=[Parameter(name, value=value).to_parameter_msg()])
-                (result,) = _call(ex, client, SetParameters, "/sim2real/set_parameters", req).results
-                assert not result.successful, (name, value)
-                assert result.reason == f"Trying to set a read-only parameter: {name}.", result.reason
-            got = _call(ex, client, GetParameters, "/sim2real/get_parameters",
-                        GetParameters.Request(names=["velocity_scale", "start_enabled"])).values
-            assert [got[0].double_value, got[1].bool_value] == [0.5, False]
-            (d,) = _call(ex, client, DescribeParameters, "/sim2real/describe_parameters",
-                         DescribeParameters.Request(names=["velocity_scale"])).descriptors
-            assert d.read_only
-            assert node.core.limits is before and node.core.limits.velocity_scale == 0.5
-            assert not node.core.enabled
-        finally:
-            client.destroy_node()
-            node.destroy_node()
+    with node_with_client(Sim2RealNode, cmd.argv[1:], "param_client") as (node, call):
+        before = node.core.limits
+        assert before.velocity_scale == 0.5 and node.get_parameter("legion_mode").value == "real"
+        for name, value in (("velocity_scale", 1.0), ("velocity_scale", 7.0), ("position_margin", 0.0),
+                            ("start_enabled", True)):
+            req = SetParameters.Request(parameters=[Parameter(name, value=value).to_parameter_msg()])
+            (result,) = call(SetParameters, "/sim2real/set_parameters", req).results
+            assert not result.successful, (name, value)
+            assert result.reason == f"Trying to set a read-only parameter: {name}.", result.reason
+        got = call(GetParameters, "/sim2real/get_parameters",
+                   GetParameters.Request(names=["velocity_scale", "start_enabled"])).values
+        assert [got[0].double_value, got[1].bool_value] == [0.5, False]
+        (d,) = call(DescribeParameters, "/sim2real/describe_parameters",
+                    DescribeParameters.Request(names=["velocity_scale"])).descriptors
+        assert d.read_only
+        assert node.core.limits is before and node.core.limits.velocity_scale == 0.5
+        assert not node.core.enabled
 
 
 @ros
 def test_a_settable_parameter_is_checked_against_its_spec_and_applied():
     """The monitor's tolerance, over its set_parameters service: outside its range refused with a reason naming
     it, inside applied at once (the next report compares rates with it); its period stays read-only."""
-    import rclpy
     from rcl_interfaces.srv import SetParameters
     from rclpy.parameter import Parameter
 
     from legion_bridge.launcher import node_commands
     from legion_bridge.nodes.monitor_node import MonitorNode
-    from rosutil import ros_context
+    from rosutil import node_with_client
 
     (cmd,) = node_commands("sim", only=["monitor"], resolve_executables=False)
-    with ros_context() as (ctx, ex):
-        node = MonitorNode(context=ctx, cli_args=list(cmd.argv[1:]))
-        client = rclpy.create_node("param_client", context=ctx)
-        try:
-            ex.add_node(node)
-            ex.add_node(client)
-            assert node.tolerance == MONITOR["tolerance"].default
+    with node_with_client(MonitorNode, cmd.argv[1:], "param_client") as (node, call):
+        assert node.tolerance == MONITOR["tolerance"].default
 
-            def set_(name, value):
-                req = SetParameters.Request(parameters=[Parameter(name, value=value).to_parameter_msg()])
-                return _call(ex, client, SetParameters, "/monitor/set_parameters", req).results[0]
+        def set_(name, value):
+            req = SetParameters.Request(parameters=[Parameter(name, value=value).to_parameter_msg()])
+            return call(SetParameters, "/monitor/set_parameters", req).results[0]
 
-            refused = set_("tolerance", -0.1)
-            assert not refused.successful and "tolerance" in refused.reason and "-0.1" in refused.reason
-            assert node.tolerance == MONITOR["tolerance"].default
-            assert set_("tolerance", 0.2).successful
-            assert node.tolerance == 0.2 and node.get_parameter("tolerance").value == 0.2
-            refused = set_("period_s", 2.0)
-            assert not refused.successful and refused.reason == "Trying to set a read-only parameter: period_s."
-        finally:
-            client.destroy_node()
-            node.destroy_node()
+        refused = set_("tolerance", -0.1)
+        assert not refused.successful and "tolerance" in refused.reason and "-0.1" in refused.reason
+        assert node.tolerance == MONITOR["tolerance"].default
+        assert set_("tolerance", 0.2).successful
+        assert node.tolerance == 0.2 and node.get_parameter("tolerance").value == 0.2
+        refused = set_("period_s", 2.0)
+        assert not refused.successful and refused.reason == "Trying to set a read-only parameter: period_s."
 
 
 @ros
