@@ -158,12 +158,14 @@ def test_forward_position_command(sim):
 
 
 def test_gripper_commands(sim):
+    g = sim.robot.gripper
+    stroke_s = float(np.max(g.finger_upper / g.finger_velocity))  # a full stroke at the URDF finger speed
     sim.reset(seed=0)
     sim.command_gripper(1.0)
-    sim.advance(0.5)
+    sim.advance(1.5 * stroke_s)
     assert sim.gripper_gap() < 0.003
     sim.command_gripper(-1.0)
-    sim.advance(0.5)
+    sim.advance(1.5 * stroke_s)
     assert sim.gripper_gap() > 0.097
     for bad in (1.5, float("nan")):
         with pytest.raises(CommandRejected, match="gripper"):

@@ -83,7 +83,10 @@ def test_gripper_metaworld_semantics_and_finger_speed_limit(arm):
     g = robot.gripper
     speeds = []
 
-    def run(command, seconds=0.5):
+    stroke_s = float(np.max(g.finger_upper / g.finger_velocity))  # a full stroke at the URDF finger speed
+
+    def run(command, seconds=None):
+        seconds = 1.5 * stroke_s if seconds is None else seconds
         d.ctrl[idx.finger_act] = [finger_ctrl(command, u) for u in g.finger_upper]
         for _ in range(int(seconds / m.opt.timestep)):
             mujoco.mj_step(m, d)
@@ -92,7 +95,10 @@ def test_gripper_metaworld_semantics_and_finger_speed_limit(arm):
 
     assert run(-1.0) == pytest.approx(g.max_gap, abs=3e-3)  # open
     assert run(1.0) == pytest.approx(0.0, abs=3e-3)  # close
+    assert run(-1.0, 0.5 * stroke_s) < 0.6 * g.max_gap  # no faster than the speed limit
+    assert run(1.0) == pytest.approx(0.0, abs=3e-3)
     # 0 opens too (Metaworld: a <= 0 opens), with a weaker force, so more slowly
     assert run(0.0, 0.2) < 0.5 * g.max_gap
-    assert run(0.0, 3.0) > 0.9 * g.max_gap
+    assert run(0.0, 10 * stroke_s) > 0.9 * g.max_gap
     assert max(speeds) <= g.finger_velocity.max() * (1 + 1e-6)
+    assert max(speeds) > 0.9 * g.finger_velocity.max()  # and the limit, not the servo, sets the speed
