@@ -1,7 +1,7 @@
 """Metaworld's scripted experts on the iiwa training environment vs on Metaworld's own Sawyer.
 
 Run: ``.venv/bin/python bench/bench_expert_parity.py [--tasks reach-v3,push-v3] [--episodes 10] [--seeds 0]
-[--steps 150] [--robot iiwa7]``.
+[--steps 150] [--robot iiwa7] [--control-period-s 0.05]``.
 
 Per task, the same expert (``metaworld.policies.<Task>V3Policy``, which reads the 39-d observation by index),
 the same MT1 variations (``metaworld.MT1(task, seed)``'s train tasks 0..episodes-1), the same episode length:
@@ -61,17 +61,20 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", default="0", help="comma-separated MT1 seeds")
     ap.add_argument("--steps", type=int, default=150, help="episode length (the trainer's: 150)")
     ap.add_argument("--robot", default="iiwa7", choices=("iiwa7", "iiwa14"))
+    ap.add_argument("--control-period-s", type=float, default=0.0,
+                    help="the iiwa env's policy period [s] (default 0: the real arm's, as the trainer's)")
     a = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
     import metaworld
 
     from legion_training.envs import MetaworldTask
-    from legion_training.iiwa_env import IiwaTask
+    from legion_training.iiwa_env import IiwaTask, real_arm_period
 
     tasks = [t for t in a.tasks.split(",") if t]
     seeds = [int(s) for s in a.seeds.split(",") if s]
-    print(f"experts on raw Metaworld v3 (Sawyer) vs the {a.robot} training environment; {a.episodes} episodes x "
-          f"seeds {seeds} per task, {a.steps} steps; load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores",
+    period = a.control_period_s or real_arm_period(a.robot)
+    print(f"experts on raw Metaworld v3 (Sawyer) vs the {a.robot} training environment at {period * 1000:g} ms; "
+          f"{a.episodes} episodes x seeds {seeds} per task, {a.steps} steps; load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores",
           flush=True)
     rows = []
     for task in tasks:
@@ -86,7 +89,7 @@ def main(argv=None) -> int:
             t_raw += time.perf_counter() - t0
             raw_ok += ok
             iiwa = IiwaTask(task, "metaworld39", robot=a.robot, seed=seed, episode_length=a.steps,
-                            normalize_reward=False, benchmark=bench)
+                            normalize_reward=False, benchmark=bench, control_period_s=period)
             t0 = time.perf_counter()
             ok, first, _ = run(iiwa, expert_for(task), variations, a.steps)
             t_iiwa += time.perf_counter() - t0

@@ -81,7 +81,7 @@ def run_env(agent, skill: str, episodes: int, env_cfg, seed: int) -> tuple[list[
         from legion_training.iiwa_env import IiwaTask
 
         env = IiwaTask(skill, agent.layout, robot=env_cfg.embodiment, seed=seed, episode_length=length,
-                       normalize_reward=False)
+                       normalize_reward=False, control_period_s=agent.control_period_s)
     else:
         env = MetaworldTask(skill, agent.layout, seed=seed, episode_length=length, normalize_reward=False,
                             max_target_lead_m=env_cfg.max_target_lead_m.get(skill))

@@ -26,6 +26,8 @@ MODES = ("sim", "real")
 DEFAULT_SIM_SEQUENCE = "sequences/workbench.yaml"
 #: The scene of a simulated graph whose sequence names none.
 DEFAULT_SIM_SCENE = "tabletop"
+#: The agent's manifest (legion_policy.agent_format.MANIFEST_FILE; read here as JSON, without torch).
+AGENT_MANIFEST = "manifest.json"
 #: Driver profiles (config/drivers/<name>.yaml: the arm's topics and joint names), the first is the default.
 DRIVERS = ("iiwa_ros2", "lbr_fri")
 
@@ -115,6 +117,10 @@ LAUNCH_ARGS: tuple[LaunchArg, ...] = (
     LaunchArg("agent", "path of the frozen agent (directory); default: the shipped agent",
               {"sim": str(default_agent_path()), "real": str(default_agent_path())},
               nodes=("policy", "sequencer", "real2sim"), parameter="agent_path"),
+    LaunchArg("policy_period", "policy period of the simulated graph [s] (real2sim, sim2real); empty: the agent's "
+              "control_period_s (its manifest: the period it was trained at), else policy_period_sim_s. The real "
+              "arm runs at policy_period_real_s (limits.yaml)",
+              nodes=("real2sim", "sim2real"), parameter="policy_period_sim_s", value_type="float"),
     LaunchArg("task", "skill name or free-form instruction to run when no sequence is given",
               nodes=("sequencer",), parameter="task"),
     LaunchArg("sequence", "YAML sequence of skills (a path, or a name under config/sequences/); empty: run "
@@ -206,6 +212,20 @@ def sequence_scene(path: str | Path) -> str:
     return str(doc.get("scene") or "") if isinstance(doc, dict) else ""
 
 
+def agent_control_period(agent: str | Path) -> str:
+    """The ``control_period_s`` of the agent's manifest as a launch-argument string ("" if the agent or its
+    manifest is unreadable: the policy node reports agent errors with their reason)."""
+    import json
+
+    try:
+        period = json.loads((Path(agent) / AGENT_MANIFEST).read_text()).get("control_period_s")
+    except (OSError, ValueError, AttributeError):
+        return ""
+    if isinstance(period, bool) or not isinstance(period, (int, float)) or not period > 0:
+        return ""
+    return repr(float(period))
+
+
 def argument_values(mode: str, values: dict | None = None) -> dict:
     """Every launch argument of ``mode``: the given strings over the defaults, with derived defaults
     filled in (sim: an empty ``scene`` becomes the sequence file's scene, else DEFAULT_SIM_SCENE)."""
@@ -219,6 +239,11 @@ def argument_values(mode: str, values: dict | None = None) -> dict:
         out["scene"] = (sequence_scene(out["sequence"]) if out["sequence"] else "") or DEFAULT_SIM_SCENE
     if out["sequence"]:
         out["sequence"] = str(resolve_sequence_path(out["sequence"]))
+    if out["policy_period"] and mode != "sim":
+        raise ValueError("launch argument policy_period: applies to the simulated graph; the real arm runs at "
+                         "policy_period_real_s (config/limits.yaml)")
+    if mode == "sim" and not out["policy_period"]:
+        out["policy_period"] = agent_control_period(out["agent"])
     out["driver"] = out["driver"] or DRIVERS[0]
     if out["driver"] not in DRIVERS or not config_path(launch_arg("driver").parameter.format(out["driver"])).is_file():
         raise ValueError(f"launch argument driver: unknown driver {out['driver']!r}; known: {', '.join(DRIVERS)}")

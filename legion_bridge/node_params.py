@@ -68,7 +68,8 @@ assert tuple(p.name for p in CELL[1:]) == CALIBRATION_KEYS
 PERIOD = (
     ParamSpec("legion_mode", "string", "sim", "sim | real (set by config/modes/<mode>.yaml)", choices=LEGION_MODES),
     ParamSpec("policy_period_sim_s", "double", METAWORLD_CONTROL_PERIOD_S,
-              "policy period in simulation [s] (the training control period)", range=POSITIVE),
+              "policy period in simulation [s] (the agent's training control period: the launch argument "
+              "`policy_period` sets the agent's control_period_s)", range=POSITIVE),
     ParamSpec("policy_period_real_s", "double", DEFAULT_REAL_PERIOD_S,
               "policy period on the real arm [s] (same displacement per step, slower)", range=POSITIVE),
 )

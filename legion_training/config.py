@@ -20,6 +20,9 @@ from typing import Any, Mapping, Sequence, get_type_hints
 
 import yaml
 
+from legion_policy.observation_layout import METAWORLD_CONTROL_PERIOD_S
+
+
 def config_dir() -> Path:
     """Where the named configs live: ``config/training`` of the package's share folder (the repository in a
     source checkout, share/legion_bridge after colcon or pip: ``legion_bridge.paths``)."""
@@ -67,6 +70,11 @@ class EnvConfig:
                                 "ended; evaluation episodes always start at the task's own start.")
     hand_init_box: list = _f([], "iiwa only: [[x, y, z], [x, y, z]] box of random hand starts (sim frame, Metaworld's "
                              "hand point) [m]; empty = the calibrated workspace box (config/calibration.yaml).")
+    control_period_s: float = _f(0.0, "iiwa only: the policy period [s] the iiwa is trained at, a whole number of "
+                                 "physics steps (2.5 ms); 0 = the real arm's period (config/limits.yaml "
+                                 "policy_period_real_s, 50 ms: the period the skill runs at on the arm, and the "
+                                 "exported agent's control_period_s, at which the simulated graph then runs too). "
+                                 "The sawyer is Metaworld's 12.5 ms (0 or that value).")
     expert_demo_episodes: int = _f(0, "episodes of Metaworld's scripted expert of the task (metaworld.policies, reading "
                                    "the 39-d observation) run at the start of each lifelong task phase in its "
                                    "training environment, before the random steps, their transitions stored in the "
@@ -208,6 +216,18 @@ class TrainConfig:
             raise ConfigError(f"env.max_target_lead_m={self.env.max_target_lead_m}: Metaworld's mocap target cap "
                               f"applies to the sawyer embodiment; on {self.env.embodiment} the bridge's own "
                               "max_target_lead_m (config/sim2real.yaml) applies")
+        period = self.env.control_period_s
+        if isinstance(period, bool) or not isinstance(period, (int, float)) or not (math.isfinite(period) and period >= 0):
+            raise ConfigError(f"env.control_period_s={period!r}: expected a period in seconds (0 = the embodiment's own)")
+        if self.env.embodiment == "sawyer" and period and abs(period - METAWORLD_CONTROL_PERIOD_S) > 1e-12:
+            raise ConfigError(f"env.control_period_s={period}: Metaworld's Sawyer steps at "
+                              f"{METAWORLD_CONTROL_PERIOD_S} s (set 0, or train an iiwa embodiment)")
+        if self.env.embodiment != "sawyer" and period:
+            from legion_bridge.sim.mujoco_model import TIMESTEP_S
+
+            if abs(period / TIMESTEP_S - round(period / TIMESTEP_S)) > 1e-9:
+                raise ConfigError(f"env.control_period_s={period}: not a whole number of physics steps ({TIMESTEP_S} s)")
+        self.env.control_period_s = float(period)
         if self.env.random_hand_init and self.env.embodiment == "sawyer":
             raise ConfigError("env.random_hand_init needs an iiwa embodiment (env.embodiment: iiwa7 | iiwa14)")
         if self.env.hand_init_box:

@@ -25,7 +25,7 @@ import numpy as np
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-from legion_policy.observation_layout import METAWORLD39, ObservationLayout, get_layout  # noqa: E402
+from legion_policy.observation_layout import METAWORLD39, METAWORLD_CONTROL_PERIOD_S, ObservationLayout, get_layout  # noqa: E402
 from legion_training.config import DEFAULT_REWARD_VERSION, REWARD_VERSIONS  # noqa: E402
 
 def instruction_for(task: str, overrides: dict | None = None) -> str:
@@ -214,6 +214,18 @@ class MetaworldTask:
 
     def close(self) -> None:
         self._env.close()
+
+
+def control_period(env_cfg) -> float:
+    """The policy period [s] the ``env`` section trains at (the exported agent's ``control_period_s``): Metaworld's
+    12.5 ms on the sawyer; on an iiwa ``env.control_period_s``, or the real arm's period when that is 0."""
+    if getattr(env_cfg, "embodiment", "sawyer") == "sawyer":
+        return METAWORLD_CONTROL_PERIOD_S
+    if getattr(env_cfg, "control_period_s", 0.0):
+        return float(env_cfg.control_period_s)
+    from legion_training.iiwa_env import real_arm_period
+
+    return real_arm_period(env_cfg.embodiment)
 
 
 def make_task(name: str, env_cfg, seed: int, *, benchmark=None, normalize_reward: bool | None = None,

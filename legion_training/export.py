@@ -19,6 +19,7 @@ from legion_policy.networks import DeployedPolicy, NetworkConfig
 from legion_policy.observation_layout import ACTION_SPEC, get_layout
 
 from .config import config_from_dict
+from .envs import control_period
 from .learner import uses_encoder
 from .lifelong import CHECKPOINT
 
@@ -61,4 +62,5 @@ def export_run(run_dir: str | Path, out: str | Path | None = None, *, overwrite:
                 "stream_metrics": {k: metrics.get(k) for k in ("average_success", "forgetting", "backward_transfer",
                                                                "success_matrix", "dpmm_K", "dpmm_purity")}}
     return save_agent(Path(out) if out else run / "agent", policy, layout, skills,
-                      training_config=training, evaluation=evaluation, notes=notes, overwrite=overwrite)
+                      control_period_s=control_period(cfg.env), training_config=training, evaluation=evaluation,
+                      notes=notes, overwrite=overwrite)

@@ -17,6 +17,12 @@ cell's, whose gripper carries the Sawyer's names Metaworld reads (``hand``, ``le
 hand (``init_tcp``, ``init_left_pad``/``init_right_pad``, ``hand_init_pos``, reach's ``maxReachDist``) is
 re-derived from the iiwa's start (:data:`HAND_DERIVED`).
 
+The policy period is the real arm's (``policy_period_real_s``, 50 ms) unless ``control_period_s`` says otherwise:
+one agent step is then exactly a step of the arm the skill will drive, and the exported agent's
+``control_period_s`` makes the simulated graph run at it too (launch argument ``policy_period``). At Metaworld's
+12.5 ms the iiwa's hand cannot follow the Sawyer's mocap speeds near the table (A4 at the envelope's limit),
+at 50 ms it can (docs/benchmarks.md, the expert table).
+
 Variations are Metaworld's MT1 train tasks, as for the Sawyer env (``metaworld.MT1(name, seed)``), applied to
 the cell by name. ``random_hand_init``: each episode starts the hand at a point drawn uniformly in
 ``hand_init_box`` (default: the calibrated workspace box) that the arm reaches gripper-down without touching
@@ -31,7 +37,7 @@ from typing import Sequence
 
 import numpy as np
 
-from legion_bridge.sim.bridge_loop import BridgeLoop, load_bridge_config
+from legion_bridge.sim.bridge_loop import BridgeLoop, load_bridge_config, node_parameters
 from legion_bridge.sim.sim_arm import SimArm
 from legion_policy.observation_layout import METAWORLD39, ObservationLayout, get_layout
 from legion_policy.tasks import default_binding, finger_yaw_deg
@@ -50,13 +56,20 @@ HAND_DERIVED = ("init_tcp", "init_left_pad", "init_right_pad", "hand_init_pos", 
 MAX_REACH_DIST_OTHERWISE = ("hand-insert-v3",)
 
 
+def real_arm_period(robot: str = "iiwa7") -> float:
+    """The real arm's policy period [s] (config/limits.yaml ``policy_period_real_s``, as ``legion-launch real``
+    loads it): the period an iiwa skill is trained at by default."""
+    return float(node_parameters("sim2real", "real", {"robot_model": robot})["policy_period_real_s"])
+
+
 class IiwaTask:
     """One Metaworld v3 task on the simulated iiwa through the bridge, in the shared observation layout."""
 
     def __init__(self, name: str, layout: str | ObservationLayout = "compact12", *, robot: str = "iiwa7",
                  seed: int = 0, episode_length: int = 150, normalize_reward: bool = True,
                  reward_norm_eps: float = 1e-8, benchmark=None, reward_version: str = DEFAULT_REWARD_VERSION,
-                 random_hand_init: bool = False, hand_init_box: Sequence[Sequence[float]] | None = None) -> None:
+                 random_hand_init: bool = False, hand_init_box: Sequence[Sequence[float]] | None = None,
+                 control_period_s: float | None = None) -> None:
         import metaworld
 
         if robot not in IIWA_ROBOTS:
@@ -76,7 +89,10 @@ class IiwaTask:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             self.sim = SimArm(name, robot, seed=seed)
-        self.loop = BridgeLoop(self.sim, METAWORLD39, load_bridge_config(robot))
+        #: the policy period [s]: the real arm's unless given (the simulated graph runs an agent at its own period)
+        self.control_period_s = float(control_period_s) if control_period_s else real_arm_period(robot)
+        self.loop = BridgeLoop(self.sim, METAWORLD39,
+                               load_bridge_config(robot, {"policy_period": repr(self.control_period_s)}))
         self.env = self.sim.cell.metaworld_env(name)
         self.env.reward_function_version = reward_version
         self.binding = default_binding(name).with_(skill=name)
@@ -217,4 +233,4 @@ def make_iiwa_task(name: str, env_cfg, seed: int, *, benchmark=None, normalize_r
                     normalize_reward=normalize_reward, reward_norm_eps=env_cfg.reward_norm_eps, benchmark=benchmark,
                     reward_version=env_cfg.reward_versions.get(name, DEFAULT_REWARD_VERSION),
                     random_hand_init=env_cfg.random_hand_init and not evaluation,
-                    hand_init_box=env_cfg.hand_init_box or None)
+                    hand_init_box=env_cfg.hand_init_box or None, control_period_s=env_cfg.control_period_s or None)

@@ -107,6 +107,31 @@ def test_seed_argument_sets_the_simulated_instances_only():
         graph_mod.resolve("sim", {"seed": "seven"})
 
 
+def test_the_simulated_graph_runs_at_the_agents_control_period(tmp_path):
+    """An agent trained at 50 ms (on the iiwa) runs at 50 ms in simulation, the shipped Sawyer-trained one at its
+    12.5 ms; a given policy_period wins; the real arm keeps policy_period_real_s."""
+    import json
+    import shutil
+
+    from legion_bridge.paths import default_agent_path
+
+    def periods(mode, values):
+        nodes = {n.spec.name: n.parameters for n in graph_mod.resolve(mode, values)}
+        return {n: nodes[n].get("policy_period_sim_s") for n in ("real2sim", "sim2real")}
+
+    shipped = json.loads((default_agent_path() / "manifest.json").read_text())["control_period_s"]
+    assert periods("sim", {}) == {"real2sim": shipped, "sim2real": shipped}
+    agent = tmp_path / "agent"
+    shutil.copytree(default_agent_path(), agent)
+    manifest = json.loads((agent / "manifest.json").read_text())
+    (agent / "manifest.json").write_text(json.dumps({**manifest, "control_period_s": 0.05}))
+    assert periods("sim", {"agent": str(agent)}) == {"real2sim": 0.05, "sim2real": 0.05}
+    assert periods("sim", {"agent": str(agent), "policy_period": "0.025"}) == {"real2sim": 0.025, "sim2real": 0.025}
+    assert periods("real", {"agent": str(agent)}) == {"real2sim": None, "sim2real": None}
+    with pytest.raises(ValueError, match="policy_period: applies to the simulated graph"):
+        graph_mod.resolve("real", {"policy_period": "0.05"})
+
+
 def test_real_graph_starts_disabled_and_sim_enabled():
     real = {c.name: c.argv for c in launcher.node_commands("real", resolve_executables=False)}
     sim = {c.name: c.argv for c in launcher.node_commands("sim", resolve_executables=False)}
