@@ -117,6 +117,10 @@ class SACConfig:
     learning_starts: int = _f(1000, "env steps into the run before gradient steps start (>= batch_size samples).")
     updates_per_step: float = _f(1.0, "gradient steps per env step (fractions accumulate).")
     replay_capacity: int = _f(10_000_000, "replay size; one buffer for the whole stream, never reset.")
+    demo_batch_fraction: float = _f(0.0, "fraction of each SAC batch drawn from the expert-demonstration transitions "
+                                    "(env.expert_demo_episodes), the rest uniformly from the replay, as RLPD's "
+                                    "symmetric sampling (0.5) does; 0 = uniform (the paper). A departure from the "
+                                    "paper like the demonstrations themselves.")
 
 
 @dataclass
@@ -208,6 +212,11 @@ class TrainConfig:
                 raise ConfigError(f"env.reward_versions[{task!r}]={version!r}: expected one of {REWARD_VERSIONS}")
         if self.env.expert_demo_episodes < 0:
             raise ConfigError(f"env.expert_demo_episodes={self.env.expert_demo_episodes}: expected >= 0")
+        f = self.sac.demo_batch_fraction
+        if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0.0 <= f < 1.0:
+            raise ConfigError(f"sac.demo_batch_fraction={f!r}: expected a fraction in [0, 1)")
+        if f and not self.env.expert_demo_episodes:
+            raise ConfigError("sac.demo_batch_fraction samples the demonstrations: set env.expert_demo_episodes > 0")
         if self.env.expert_demo_episodes and self.run.regime != "lifelong":
             raise ConfigError("env.expert_demo_episodes seeds lifelong task phases: use run.regime=lifelong")
         if self.env.embodiment not in EMBODIMENTS:

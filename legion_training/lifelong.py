@@ -2,7 +2,10 @@
 
 Per task (phase) of the stream:
   * optimisers are re-created, networks and the one replay buffer are kept;
-  * the first ``sac.random_steps`` steps use uniform random actions;
+  * the first ``env.expert_demo_episodes`` episodes are acted by the task's scripted expert (0 in the
+    paper), then ``sac.random_steps`` steps use uniform random actions; ``sac.demo_batch_fraction`` of
+    each SAC batch comes from the demonstration rows (0 in the paper; the replay never wraps over them
+    in the shipped configs, whose capacity exceeds the stream);
   * one SAC update per env step (``sac.updates_per_step``) once ``sac.learning_starts``
     transitions are stored; one VAE update every ``vae.update_every`` steps;
   * the DPMM is fitted on z of ``dpmm.n_samples`` transitions of the whole buffer
@@ -232,6 +235,8 @@ class Trainer:
         self.phase_step = 0                  # env steps into the current phase
         self.update_credit = 0.0
         self.n_updates = 0
+        #: replay rows acted by the scripted expert (env.expert_demo_episodes), for sac.demo_batch_fraction
+        self.demo_rows: list[int] = []
         self.last_success = float("nan")
         self.resumed_from: int | None = None
         if state is not None:
@@ -268,6 +273,7 @@ class Trainer:
             "dpmm": self.dpmm.state_dict(),
             "counters": {"step": self.step, "phase": self.phase, "phase_step": self.phase_step,
                          "update_credit": self.update_credit, "n_updates": self.n_updates},
+            "demo_rows": list(self.demo_rows),
             "matrix": self.matrix, "eval_history": self.eval_history, "dpmm_history": self.dpmm_history,
             "rng": {"numpy": self.rng.bit_generator.state, "torch": torch.get_rng_state(),
                     "envs": [e.rng_state() for e in self.envs]},
@@ -281,6 +287,7 @@ class Trainer:
         c = s["counters"]
         self.step, self.phase, self.phase_step = int(c["step"]), int(c["phase"]), int(c["phase_step"])
         self.update_credit, self.n_updates = float(c["update_credit"]), int(c["n_updates"])
+        self.demo_rows = [int(i) for i in s.get("demo_rows", [])]
         self.matrix = np.asarray(s["matrix"], dtype=np.float64)
         self.eval_history, self.dpmm_history = list(s["eval_history"]), list(s["dpmm_history"])
         self.rng.bit_generator.state = s["rng"]["numpy"]
@@ -370,6 +377,15 @@ class Trainer:
         a = experts[task].get_action(self.envs[task].obs39)
         return np.clip(np.asarray(a, dtype=np.float64), ACTION_SPEC.low, ACTION_SPEC.high).astype(np.float32)
 
+    def sac_batch(self) -> dict:
+        """A SAC batch: ``sac.demo_batch_fraction`` of it from the demonstration rows, the rest uniform."""
+        n = self.cfg.sac.batch_size
+        k = int(round(self.cfg.sac.demo_batch_fraction * n)) if self.demo_rows else 0
+        idx = self.replay.sample_indices(self.rng, n - k)
+        if k:
+            idx = np.concatenate([self.rng.choice(np.asarray(self.demo_rows), size=k), idx])
+        return self.replay.batch(idx)
+
     # ------------------------------------------------------------- the loop
     def current_task(self, episode_index: int) -> int:
         if self.cfg.run.regime == "lifelong":
@@ -404,6 +420,8 @@ class Trainer:
                 else:
                     action = self.learner.act(obs, task, deterministic=False)
                 r = self.envs[task].step(action)
+                if self.phase_step < demo_steps:
+                    self.demo_rows.append(self.replay.pos)
                 self.replay.add(obs, action, r.reward, r.obs, r.terminated, task)
                 obs = r.obs
                 self.step += 1
@@ -417,7 +435,7 @@ class Trainer:
                 if len(self.replay) >= cfg.sac.learning_starts:
                     self.update_credit += cfg.sac.updates_per_step
                     while self.update_credit >= 1.0:
-                        info = self.learner.update_sac(self.learner.to_batch(self.replay.sample(self.rng, cfg.sac.batch_size)))
+                        info = self.learner.update_sac(self.learner.to_batch(self.sac_batch()))
                         self.update_credit -= 1.0
                         self.n_updates += 1
                     if uses_encoder(cfg.run.algorithm) and self.phase_step % cfg.vae.update_every == 0:

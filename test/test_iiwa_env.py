@@ -323,3 +323,18 @@ def test_expert_demo_episodes_seed_each_task_with_the_scripted_expert(tmp_path):
     assert not np.array_equal(trainer.replay.action[L], np.clip(expert.get_action(env.obs39), -1, 1).astype(np.float32))
     with pytest.raises(ConfigError, match="expert_demo_episodes"):
         load_config("smoke", ["env.expert_demo_episodes=-1"])
+    # the demonstration rows are known (and checkpointed): sac.demo_batch_fraction draws from them
+    assert trainer.demo_rows == list(range(L))
+    assert trainer.sac_batch()["action"].shape[0] == cfg.sac.batch_size  # fraction 0: uniform
+    half = Trainer(load_config("smoke", ["env.embodiment=iiwa7", "env.tasks=[reach-v3]", "env.expert_demo_episodes=1",
+                                          "sac.demo_batch_fraction=0.5"]), tmp_path / "half", log=lambda s: None)
+    half.train(stop_after=L + 5)
+    demo = {tuple(a) for a in trainer.replay.action[:L]}
+    batch = half.sac_batch()["action"]
+    k = int(round(0.5 * len(batch)))
+    assert all(tuple(a) in demo for a in batch[:k]) and len(batch) == half.cfg.sac.batch_size
+    assert sum(tuple(a) in demo for a in batch[k:]) < len(batch) - k  # the rest is uniform over the replay
+    for bad, msg in (("sac.demo_batch_fraction=1.0", "demo_batch_fraction"),
+                     ("sac.demo_batch_fraction=0.5", "expert_demo_episodes > 0")):
+        with pytest.raises(ConfigError, match=msg):
+            load_config("smoke", [bad] + (["env.expert_demo_episodes=1"] if bad.endswith("1.0") else []))
