@@ -88,42 +88,6 @@ def test_cubic_interpolation_when_points_carry_velocities():
         np.testing.assert_allclose(b, qd, atol=1e-12)
 
 
-def _reference_step(sim: SimArm, n: int) -> None:
-    """SimArm.step's definition, one physics step at a time: sample, setpoint update, servo targets, mj_step."""
-    dt = sim.timestep
-    for _ in range(n):
-        q_des, qd_des = sim.trajectory.sample(sim.time + dt)
-        sim.setpoint.step(q_des, qd_des, dt)
-        sim.cell.set_arm_ctrl(sim.setpoint.q, sim.setpoint.qd, sim.setpoint.qdd)
-        sim.cell.step(1)
-    sim.cell.refresh_kinematics()
-
-
-def test_step_is_bit_identical_to_stepping_one_physics_step_at_a_time():
-    """SimArm.step computes a call's setpoints at once and steps the servo in preallocated buffers: the same
-    floats as the one-step-at-a-time loop (the training env and the sim_arm node must see the same physics)."""
-    fast, ref = SimArm("push-v3", seed=0), SimArm("push-v3", seed=0)
-    rng = np.random.default_rng(3)
-    for k in range(12):
-        q = fast.joint_positions()
-        times = np.cumsum(rng.uniform(0.005, 0.05, 1 + k % 3))
-        P = [np.clip(q + rng.normal(0.0, 0.3, 7), fast.lower + 0.05, fast.upper - 0.05) for _ in times]
-        V = [rng.normal(0.0, 0.5, 7) for _ in times] if k % 4 == 1 else None  # cubic
-        start = fast.time + 0.01 if k % 4 == 2 else None  # starts inside the call
-        n = int(rng.choice([1, 7, 20, 41]))  # 41: the trajectory ends inside the call
-        for s in (fast, ref):
-            if k % 4 == 3:
-                s.command_positions(P[0])
-            else:
-                s.command_trajectory(s.joint_names, times, P, V, start_time=start)
-        fast.step(n)
-        _reference_step(ref, n)
-        for name in ("time", "qpos", "qvel", "ctrl", "xpos"):
-            assert np.array_equal(getattr(fast.cell.data, name), getattr(ref.cell.data, name)), (k, name)
-        for name in ("q", "qd", "qdd"):
-            assert np.array_equal(getattr(fast.setpoint, name), getattr(ref.setpoint, name)), (k, name)
-
-
 def test_new_trajectory_replaces_the_running_one(sim):
     sim.reset(seed=0)
     q0 = sim.joint_positions()

@@ -161,14 +161,6 @@ def _add_marker(spec: mujoco.MjSpec, name: str, rgba) -> None:
                   conaffinity=0, group=2, mass=0.0)
 
 
-def _as_slice(index: np.ndarray) -> slice | None:
-    """The slice of consecutive increasing indices ``index`` (None if they are not)."""
-    index = np.asarray(index).reshape(-1)
-    if index.size and np.array_equal(index, np.arange(index[0], index[0] + index.size)):
-        return slice(int(index[0]), int(index[0]) + index.size)
-    return None
-
-
 def _rot_quat_wxyz(R: np.ndarray) -> np.ndarray:
     x, y, z, w = matrix_to_quat_xyzw(R)
     return np.array([w, x, y, z])
@@ -208,9 +200,6 @@ class Cell:
         self._damping = self.model.dof_damping[self.arm.arm_dof].copy()
         self._acc = np.zeros(self.model.nv)
         self._tau = np.zeros(self.model.nv)
-        # step_arm's fast path reads and writes the arm's entries as views, which needs them contiguous
-        self._arm_dof_slice = _as_slice(self.arm.arm_dof)
-        self._arm_act_slice = _as_slice(self.arm.arm_act)
         self.tracked: dict[str, ObjectRef] = self._tracked_refs()
         #: per placement, the binding its skill's success predicate reads (the sequencer's, legion_policy.skills)
         self.bindings: tuple[Binding, ...] = self._bindings()
@@ -403,38 +392,6 @@ class Cell:
                 ff += self._damping * qd_ref
             ctrl += ff / self._kp
         self.data.ctrl[self.arm.arm_act] = ctrl
-
-    def step_arm(self, q_ref: np.ndarray, qd_ref: np.ndarray, qdd_ref: np.ndarray) -> None:
-        """``len(q_ref)`` physics steps, physics step i with the servo targets of :meth:`set_arm_ctrl` ``(q_ref[i],
-        qd_ref[i], qdd_ref[i])`` (rows of ``(steps, 7)`` arrays), bit for bit.
-
-        What does not depend on the physics state is computed for all the steps at once, the rest in preallocated
-        buffers: the same operations in the same order as set_arm_ctrl, without its per-call allocations.
-        """
-        q_ref, qd_ref, qdd_ref = (np.asarray(a, dtype=np.float64) for a in (q_ref, qd_ref, qdd_ref))
-        m, d = self.model, self.data
-        dofs, acts = self._arm_dof_slice, self._arm_act_slice
-        if dofs is None or acts is None:  # the arm's dofs or actuators are not contiguous: no views
-            for i in range(len(q_ref)):
-                self.set_arm_ctrl(q_ref[i], qd_ref[i], qdd_ref[i])
-                mujoco.mj_step(m, d)
-            return
-        ctrl0 = q_ref + self._kv_over_kp * qd_ref  # position target + velocity feed-forward
-        damping_ff = self._damping * qd_ref
-        acc, tau, kp = self._acc, self._tau, self._kp
-        acc_arm, tau_arm = acc[dofs], tau[dofs]
-        bias, gravcomp, ctrl = d.qfrc_bias[dofs], d.qfrc_gravcomp[dofs], d.ctrl[acts]  # views into MjData
-        ff = np.empty(len(kp))
-        add, subtract, divide, mulM, mj_step = np.add, np.subtract, np.divide, mujoco.mj_mulM, mujoco.mj_step
-        for i in range(len(q_ref)):
-            acc_arm[:] = qdd_ref[i]
-            mulM(m, d, tau, acc)
-            add(tau_arm, bias, out=ff)
-            subtract(ff, gravcomp, out=ff)
-            add(ff, damping_ff[i], out=ff)
-            divide(ff, kp, out=ff)
-            add(ctrl0[i], ff, out=ctrl)
-            mj_step(m, d)
 
     def step(self, n: int = 1) -> None:
         mujoco.mj_step(self.model, self.data, nstep=int(n))
