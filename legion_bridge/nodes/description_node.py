@@ -59,7 +59,10 @@ class DescriptionNode(Node):
     def _on_arm(self, msg: JointState) -> None:
         if len(msg.position) != len(msg.name):
             return
-        now = self.get_clock().now().nanoseconds
+        # throttled on the data's own time (the joint state's stamp; the node clock if unstamped), so the rate
+        # does not depend on how fast a loaded simulator runs against the wall clock
+        stamp = msg.header.stamp
+        now = stamp.sec * 1_000_000_000 + stamp.nanosec or self.get_clock().now().nanoseconds
         if now - self._last_ns < self._min_gap_ns and now >= self._last_ns:
             return
         self._last_ns = now
