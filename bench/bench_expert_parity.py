@@ -68,11 +68,11 @@ def main(argv=None) -> int:
     import metaworld
 
     from legion_training.envs import MetaworldTask
-    from legion_training.iiwa_env import IiwaTask, real_arm_period
+    from legion_training.iiwa_env import IiwaTask, iiwa_control_period
 
     tasks = [t for t in a.tasks.split(",") if t]
     seeds = [int(s) for s in a.seeds.split(",") if s]
-    period = a.control_period_s or real_arm_period(a.robot)
+    period = iiwa_control_period(a.robot, a.control_period_s)
     print(f"experts on raw Metaworld v3 (Sawyer) vs the {a.robot} training environment at {period * 1000:g} ms; "
           f"{a.episodes} episodes x seeds {seeds} per task, {a.steps} steps; load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores",
           flush=True)

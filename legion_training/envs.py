@@ -221,11 +221,9 @@ def control_period(env_cfg) -> float:
     12.5 ms on the sawyer; on an iiwa ``env.control_period_s``, or the real arm's period when that is 0."""
     if getattr(env_cfg, "embodiment", "sawyer") == "sawyer":
         return METAWORLD_CONTROL_PERIOD_S
-    if getattr(env_cfg, "control_period_s", 0.0):
-        return float(env_cfg.control_period_s)
-    from legion_training.iiwa_env import real_arm_period
+    from legion_training.iiwa_env import iiwa_control_period
 
-    return real_arm_period(env_cfg.embodiment)
+    return iiwa_control_period(env_cfg.embodiment, getattr(env_cfg, "control_period_s", 0.0))
 
 
 def make_task(name: str, env_cfg, seed: int, *, benchmark=None, normalize_reward: bool | None = None,

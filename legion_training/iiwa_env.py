@@ -62,6 +62,12 @@ def real_arm_period(robot: str = "iiwa7") -> float:
     return float(node_parameters("sim2real", "real", {"robot_model": robot})["policy_period_real_s"])
 
 
+def iiwa_control_period(robot: str = "iiwa7", control_period_s: float | None = None) -> float:
+    """The policy period [s] an iiwa steps at: ``control_period_s``, or the real arm's when that is 0 or None
+    (the one place of this rule: the trainer's config, IiwaTask and the benches call it)."""
+    return float(control_period_s) if control_period_s else real_arm_period(robot)
+
+
 class IiwaTask:
     """One Metaworld v3 task on the simulated iiwa through the bridge, in the shared observation layout."""
 
@@ -90,7 +96,7 @@ class IiwaTask:
             warnings.simplefilter("ignore")
             self.sim = SimArm(name, robot, seed=seed)
         #: the policy period [s]: the real arm's unless given (the simulated graph runs an agent at its own period)
-        self.control_period_s = float(control_period_s) if control_period_s else real_arm_period(robot)
+        self.control_period_s = iiwa_control_period(robot, control_period_s)
         self.loop = BridgeLoop(self.sim, METAWORLD39,
                                load_bridge_config(robot, {"policy_period": repr(self.control_period_s)}))
         self.env = self.sim.cell.metaworld_env(name)
