@@ -121,6 +121,10 @@ class SACConfig:
                                     "(env.expert_demo_episodes), the rest uniformly from the replay, as RLPD's "
                                     "symmetric sampling (0.5) does; 0 = uniform (the paper). A departure from the "
                                     "paper like the demonstrations themselves.")
+    demo_bc_weight: float = _f(0.0, "weight of a behaviour-cloning term on the demonstration rows of each SAC batch "
+                               "(sac.demo_batch_fraction), relative to the actor's Q term as in TD3+BC: the actor "
+                               "loss adds demo_bc_weight x max(mean|Q|, 1) x MSE(tanh(mean action), expert action); 0 = none "
+                               "(the paper). A departure from the paper like the demonstrations themselves.")
 
 
 @dataclass
@@ -217,6 +221,12 @@ class TrainConfig:
             raise ConfigError(f"sac.demo_batch_fraction={f!r}: expected a fraction in [0, 1)")
         if f and not self.env.expert_demo_episodes:
             raise ConfigError("sac.demo_batch_fraction samples the demonstrations: set env.expert_demo_episodes > 0")
+        w = self.sac.demo_bc_weight
+        if not isinstance(w, (int, float)) or isinstance(w, bool) or not w >= 0.0:
+            raise ConfigError(f"sac.demo_bc_weight={w!r}: expected a weight >= 0")
+        if w and not f:
+            raise ConfigError("sac.demo_bc_weight clones the demonstration rows of each batch: set "
+                              "sac.demo_batch_fraction > 0")
         if self.env.expert_demo_episodes and self.run.regime != "lifelong":
             raise ConfigError("env.expert_demo_episodes seeds lifelong task phases: use run.regime=lifelong")
         if self.env.embodiment not in EMBODIMENTS:

@@ -75,6 +75,11 @@ def actor_loss(alpha: torch.Tensor, logp: torch.Tensor, q1: torch.Tensor, q2: to
     return (alpha * logp - torch.min(q1, q2)).mean()
 
 
+def behaviour_cloning_loss(mean: torch.Tensor, demo_action: torch.Tensor) -> torch.Tensor:
+    """MSE between the actor's deterministic action tanh(mean) and the expert's action (TD3+BC's term)."""
+    return F.mse_loss(torch.tanh(mean), demo_action)
+
+
 def alpha_loss(log_alpha: torch.Tensor, logp: torch.Tensor, target_entropy: float) -> torch.Tensor:
     return -(log_alpha * (logp + target_entropy).detach()).mean()
 
@@ -272,7 +277,8 @@ class Learner:
         return Batch(*(torch.as_tensor(b[k], device=d) for k in ("obs", "action", "reward", "next_obs", "terminal", "task")))
 
     # -- SAC
-    def update_sac(self, b: Batch) -> dict[str, float]:
+    def update_sac(self, b: Batch, n_demo: int = 0) -> dict[str, float]:
+        """One SAC step on ``b``; its first ``n_demo`` rows are expert demonstrations (``sac.demo_bc_weight``)."""
         g = self.cfg.sac.gamma
         n = b.obs.shape[0]
         z_both = self.task_code(torch.cat([b.obs, b.next_obs]), torch.cat([b.task, b.task]), sample=True)
@@ -296,6 +302,12 @@ class Learner:
         q_pi = self.critic(torch.cat([b.obs, z, a], -1))
         self.critic.requires_grad_(True)
         l_pi = actor_loss(alpha, logp, q_pi[0], q_pi[1])
+        w_bc = self.cfg.sac.demo_bc_weight
+        l_bc = None
+        if w_bc and n_demo:  # TD3+BC's scale: the clone term weighs w_bc x max(mean|Q|, 1) against the Q term
+            l_bc = behaviour_cloning_loss(mean[:n_demo], b.action[:n_demo])
+            q_scale = torch.min(q_pi[0], q_pi[1]).abs().mean().detach().clamp(min=1.0)
+            l_pi = l_pi + w_bc * q_scale * l_bc
         self.actor_opt.zero_grad(set_to_none=True)
         l_pi.backward()
         self.actor_opt.step()
@@ -309,8 +321,11 @@ class Learner:
             tp, sp = list(self.critic_target.parameters()), list(self.critic.parameters())
             torch._foreach_mul_(tp, 1.0 - self.cfg.sac.tau)
             torch._foreach_add_(tp, sp, alpha=self.cfg.sac.tau)
-        return {"sac/critic": l_q.item(), "sac/actor": l_pi.item(), "sac/alpha_loss": l_a.item(),
+        info = {"sac/critic": l_q.item(), "sac/actor": l_pi.item(), "sac/alpha_loss": l_a.item(),
                 "sac/q": q[0].mean().item(), "sac/entropy": -logp.mean().item()}
+        if l_bc is not None:
+            info["sac/demo_bc"] = l_bc.item()
+        return info
 
     # -- VAE
     def vae_losses(self, b: Batch) -> tuple[torch.Tensor, dict]:

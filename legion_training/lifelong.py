@@ -5,7 +5,8 @@ Per task (phase) of the stream:
   * the first ``env.expert_demo_episodes`` episodes are acted by the task's scripted expert (0 in the
     paper), then ``sac.random_steps`` steps use uniform random actions; ``sac.demo_batch_fraction`` of
     each SAC batch comes from the demonstration rows (0 in the paper; the replay never wraps over them
-    in the shipped configs, whose capacity exceeds the stream);
+    in the shipped configs, whose capacity exceeds the stream), and ``sac.demo_bc_weight`` adds a
+    behaviour-cloning term on those rows to the actor loss (0 in the paper);
   * one SAC update per env step (``sac.updates_per_step``) once ``sac.learning_starts``
     transitions are stored; one VAE update every ``vae.update_every`` steps;
   * the DPMM is fitted on z of ``dpmm.n_samples`` transitions of the whole buffer
@@ -377,10 +378,13 @@ class Trainer:
         a = experts[task].get_action(self.envs[task].obs39)
         return np.clip(np.asarray(a, dtype=np.float64), ACTION_SPEC.low, ACTION_SPEC.high).astype(np.float32)
 
+    def demo_share(self) -> int:
+        """Rows of each SAC batch drawn from the demonstrations (``sac.demo_batch_fraction``; 0 without demos)."""
+        return int(round(self.cfg.sac.demo_batch_fraction * self.cfg.sac.batch_size)) if self.demo_rows else 0
+
     def sac_batch(self) -> dict:
-        """A SAC batch: ``sac.demo_batch_fraction`` of it from the demonstration rows, the rest uniform."""
-        n = self.cfg.sac.batch_size
-        k = int(round(self.cfg.sac.demo_batch_fraction * n)) if self.demo_rows else 0
+        """A SAC batch: its first :meth:`demo_share` rows from the demonstration rows, the rest uniform."""
+        n, k = self.cfg.sac.batch_size, self.demo_share()
         idx = self.replay.sample_indices(self.rng, n - k)
         if k:
             idx = np.concatenate([self.rng.choice(np.asarray(self.demo_rows), size=k), idx])
@@ -435,7 +439,7 @@ class Trainer:
                 if len(self.replay) >= cfg.sac.learning_starts:
                     self.update_credit += cfg.sac.updates_per_step
                     while self.update_credit >= 1.0:
-                        info = self.learner.update_sac(self.learner.to_batch(self.sac_batch()))
+                        info = self.learner.update_sac(self.learner.to_batch(self.sac_batch()), self.demo_share())
                         self.update_credit -= 1.0
                         self.n_updates += 1
                     if uses_encoder(cfg.run.algorithm) and self.phase_step % cfg.vae.update_every == 0:

@@ -10,7 +10,7 @@ import torch
 from torch.distributions import Independent, Normal, kl_divergence
 
 from legion_policy.networks import sac_trunk
-from legion_training.config import load_config
+from legion_training.config import ConfigError, load_config
 from legion_training.dpmm import log_responsibilities
 from legion_training.learner import (Learner, TwinCritic, actor_loss, alpha_loss, critic_loss, critic_target,
                                      kl_diag_gaussians, kl_standard_normal, soft_mixture_kl, tanh_gaussian_sample,
@@ -216,3 +216,34 @@ def test_optimizers_are_recreated_at_a_task_switch():
     assert len(lr.critic_opt.state) > 0
     lr.reset_optimizers()
     assert len(lr.critic_opt.state) == 0 and len(lr.actor_opt.state) == 0
+
+
+def test_demo_bc_weight_clones_the_demonstration_rows_only():
+    """sac.demo_bc_weight adds TD3+BC's clone term on the batch's first n_demo rows (the demonstrations): the actor's
+    deterministic action moves to the expert's on those rows, much faster than from the Q term alone."""
+    def trained(weight: float, n_demo: int) -> tuple[float, float, dict]:
+        torch.manual_seed(0)
+        cfg = load_config("smoke", ["run.algorithm=sac", "env.expert_demo_episodes=1", "sac.demo_batch_fraction=0.5",
+                                    f"sac.demo_bc_weight={weight}"] if weight else ["run.algorithm=sac"])
+        lr = Learner(cfg, obs_dim=12, action_dim=4, embeddings=np.eye(2, 8, dtype=np.float32))
+        b = _batch(lr)
+        target = b.action.clone()
+        target[:16] = torch.tensor([0.5, -0.5, 0.25, 0.8])  # the "expert" always does this on the demo rows
+        b.action = target
+        for _ in range(150):
+            info = lr.update_sac(b, n_demo=n_demo)
+        with torch.no_grad():
+            mean, _ = lr.actor(b.obs, lr.task_code(b.obs, b.task, sample=False))
+            a = torch.tanh(mean)
+        return (float(((a[:16] - target[:16]) ** 2).mean()), float(((a[16:] - target[:16]) ** 2).mean()), info)
+
+    plain_demo, _, plain_info = trained(0.0, 16)
+    bc_demo, bc_rest, bc_info = trained(10.0, 16)
+    assert "sac/demo_bc" in bc_info and "sac/demo_bc" not in plain_info
+    assert bc_demo < 0.2 * plain_demo  # cloned on the demonstration rows
+    assert bc_demo < 0.5 * bc_rest  # and not on the others (random observations, no clone term)
+    _, _, no_rows = trained(10.0, 0)  # a batch without demonstration rows: no clone term
+    assert "sac/demo_bc" not in no_rows
+    for bad, msg in (("sac.demo_bc_weight=-1", "demo_bc_weight"), ("sac.demo_bc_weight=0.5", "demo_batch_fraction > 0")):
+        with pytest.raises(ConfigError, match=msg):
+            load_config("smoke", [bad])
