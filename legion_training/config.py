@@ -80,6 +80,10 @@ class EnvConfig:
                                    "training environment, before the random steps, their transitions stored in the "
                                    "replay like any other: a departure from the paper (which learns from the reward "
                                    "alone; 0 there) for skills plain LEGION does not learn in time on the iiwa.")
+    expert_demo_noise: float = _f(0.0, "std of Gaussian noise added to the expert's action while it acts the "
+                                  "demonstration episodes (clipped to the action box), as DART does: the replay stores "
+                                  "the executed action, sac.demo_bc_weight clones the expert's own action, so the "
+                                  "clone covers states beside the expert's path and their way back to it; 0 = none.")
     tasks: list = _f(["reach-v3"], "Metaworld v3 task names, trained in this order (lifelong) or together (multitask).")
     layout: str = _f("compact12", "observation layout from legion_policy.observation_layout (compact12 = the paper's KUKA 12-d).")
     episode_length: int = _f(150, "steps per episode; the time-limit end is NOT terminal (bootstrapped).")
@@ -227,6 +231,11 @@ class TrainConfig:
         if w and not f:
             raise ConfigError("sac.demo_bc_weight clones the demonstration rows of each batch: set "
                               "sac.demo_batch_fraction > 0")
+        noise = self.env.expert_demo_noise
+        if not isinstance(noise, (int, float)) or isinstance(noise, bool) or not noise >= 0.0:
+            raise ConfigError(f"env.expert_demo_noise={noise!r}: expected a standard deviation >= 0")
+        if noise and not self.env.expert_demo_episodes:
+            raise ConfigError("env.expert_demo_noise perturbs the demonstrations: set env.expert_demo_episodes > 0")
         if self.env.expert_demo_episodes and self.run.regime != "lifelong":
             raise ConfigError("env.expert_demo_episodes seeds lifelong task phases: use run.regime=lifelong")
         if self.env.embodiment not in EMBODIMENTS:

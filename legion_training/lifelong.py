@@ -238,6 +238,9 @@ class Trainer:
         self.n_updates = 0
         #: replay rows acted by the scripted expert (env.expert_demo_episodes), for sac.demo_batch_fraction
         self.demo_rows: list[int] = []
+        #: the expert's own action of each demonstration row (the clone target; the replay holds the executed one)
+        self.demo_actions: list[np.ndarray] = []
+        self._demo_action_array = np.zeros((0, ACTION_SPEC.size), np.float32)
         self.last_success = float("nan")
         self.resumed_from: int | None = None
         if state is not None:
@@ -275,6 +278,7 @@ class Trainer:
             "counters": {"step": self.step, "phase": self.phase, "phase_step": self.phase_step,
                          "update_credit": self.update_credit, "n_updates": self.n_updates},
             "demo_rows": list(self.demo_rows),
+            "demo_actions": np.asarray(self.demo_actions, dtype=np.float32).reshape(-1, ACTION_SPEC.size),
             "matrix": self.matrix, "eval_history": self.eval_history, "dpmm_history": self.dpmm_history,
             "rng": {"numpy": self.rng.bit_generator.state, "torch": torch.get_rng_state(),
                     "envs": [e.rng_state() for e in self.envs]},
@@ -289,6 +293,10 @@ class Trainer:
         self.step, self.phase, self.phase_step = int(c["step"]), int(c["phase"]), int(c["phase_step"])
         self.update_credit, self.n_updates = float(c["update_credit"]), int(c["n_updates"])
         self.demo_rows = [int(i) for i in s.get("demo_rows", [])]
+        if "demo_actions" in s:
+            self.demo_actions = [np.asarray(a, dtype=np.float32) for a in s["demo_actions"]]
+        else:  # a checkpoint from before the noisy demonstrations: the executed action was the expert's
+            self.demo_actions = [self.replay.action[i].copy() for i in self.demo_rows]
         self.matrix = np.asarray(s["matrix"], dtype=np.float64)
         self.eval_history, self.dpmm_history = list(s["eval_history"]), list(s["dpmm_history"])
         self.rng.bit_generator.state = s["rng"]["numpy"]
@@ -383,12 +391,18 @@ class Trainer:
         return int(round(self.cfg.sac.demo_batch_fraction * self.cfg.sac.batch_size)) if self.demo_rows else 0
 
     def sac_batch(self) -> dict:
-        """A SAC batch: its first :meth:`demo_share` rows from the demonstration rows, the rest uniform."""
+        """A SAC batch: its first :meth:`demo_share` rows from the demonstration rows, the rest uniform; with
+        demonstration rows, ``demo_action`` holds the expert's own action of each (the clone target)."""
         n, k = self.cfg.sac.batch_size, self.demo_share()
         idx = self.replay.sample_indices(self.rng, n - k)
-        if k:
-            idx = np.concatenate([self.rng.choice(np.asarray(self.demo_rows), size=k), idx])
-        return self.replay.batch(idx)
+        if not k:
+            return self.replay.batch(idx)
+        pick = self.rng.integers(0, len(self.demo_rows), size=k)
+        batch = self.replay.batch(np.concatenate([np.asarray(self.demo_rows)[pick], idx]))
+        if len(self._demo_action_array) != len(self.demo_actions):  # rebuilt only when demonstrations were added
+            self._demo_action_array = np.asarray(self.demo_actions, dtype=np.float32).reshape(-1, ACTION_SPEC.size)
+        batch["demo_action"] = self._demo_action_array[pick]
+        return batch
 
     # ------------------------------------------------------------- the loop
     def current_task(self, episode_index: int) -> int:
@@ -418,7 +432,11 @@ class Trainer:
                 # act
                 demo_steps = self._demo_steps()
                 if self.phase_step < demo_steps:  # env.expert_demo_episodes: Metaworld's scripted expert
-                    action = self._expert_action(task)
+                    expert_action = self._expert_action(task)
+                    action = expert_action
+                    if cfg.env.expert_demo_noise:  # DART: act beside the expert's path, clone its own action
+                        action = np.clip(action + self.rng.normal(0.0, cfg.env.expert_demo_noise, action.shape),
+                                         ACTION_SPEC.low, ACTION_SPEC.high).astype(np.float32)
                 elif self.phase_step < demo_steps + cfg.sac.random_steps:
                     action = self.rng.uniform(ACTION_SPEC.low, ACTION_SPEC.high, ACTION_SPEC.size).astype(np.float32)
                 else:
@@ -426,6 +444,7 @@ class Trainer:
                 r = self.envs[task].step(action)
                 if self.phase_step < demo_steps:
                     self.demo_rows.append(self.replay.pos)
+                    self.demo_actions.append(expert_action)
                 self.replay.add(obs, action, r.reward, r.obs, r.terminated, task)
                 obs = r.obs
                 self.step += 1
@@ -439,7 +458,11 @@ class Trainer:
                 if len(self.replay) >= cfg.sac.learning_starts:
                     self.update_credit += cfg.sac.updates_per_step
                     while self.update_credit >= 1.0:
-                        info = self.learner.update_sac(self.learner.to_batch(self.sac_batch()), self.demo_share())
+                        batch = self.sac_batch()
+                        demo = batch.get("demo_action")
+                        info = self.learner.update_sac(
+                            self.learner.to_batch(batch), 0 if demo is None else len(demo),
+                            None if demo is None else torch.as_tensor(demo, device=self.learner.device))
                         self.update_credit -= 1.0
                         self.n_updates += 1
                     if uses_encoder(cfg.run.algorithm) and self.phase_step % cfg.vae.update_every == 0:

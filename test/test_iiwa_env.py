@@ -335,6 +335,26 @@ def test_expert_demo_episodes_seed_each_task_with_the_scripted_expert(tmp_path):
     assert all(tuple(a) in demo for a in batch[:k]) and len(batch) == half.cfg.sac.batch_size
     assert sum(tuple(a) in demo for a in batch[k:]) < len(batch) - k  # the rest is uniform over the replay
     for bad, msg in (("sac.demo_batch_fraction=1.0", "demo_batch_fraction"),
-                     ("sac.demo_batch_fraction=0.5", "expert_demo_episodes > 0")):
+                     ("sac.demo_batch_fraction=0.5", "expert_demo_episodes > 0"),
+                     ("env.expert_demo_noise=-0.1", "expert_demo_noise"),
+                     ("env.expert_demo_noise=0.3", "expert_demo_episodes > 0")):
         with pytest.raises(ConfigError, match=msg):
-            load_config("smoke", [bad] + (["env.expert_demo_episodes=1"] if bad.endswith("1.0") else []))
+            load_config("smoke", [bad] + (["env.expert_demo_episodes=1"] if bad.endswith(("1.0", "-0.1")) else []))
+    # without noise the expert's action is the executed one
+    assert np.array_equal(np.asarray(half.demo_actions), half.replay.action[:L])
+    # env.expert_demo_noise (DART): the replay holds the executed noisy action, the clone target is the expert's
+    noisy_cfg = load_config("smoke", ["env.embodiment=iiwa7", "env.tasks=[reach-v3]", "env.expert_demo_episodes=1",
+                                      "env.expert_demo_noise=0.3", "sac.demo_batch_fraction=0.5"])
+    noisy = Trainer(noisy_cfg, tmp_path / "noisy", log=lambda s: None)
+    noisy.train(stop_after=L + 5)
+    executed, expert = noisy.replay.action[:L], np.asarray(noisy.demo_actions)
+    assert expert.shape == executed.shape
+    inside = np.abs(executed) < 1.0  # not clipped
+    assert 0.2 < np.std((executed - expert)[inside]) < 0.4
+    b = noisy.sac_batch()
+    pairs = {tuple(a): tuple(e) for a, e in zip(executed, expert)}
+    k = noisy.demo_share()
+    assert [pairs[tuple(a)] for a in b["action"][:k]] == [tuple(e) for e in b["demo_action"]]
+    noisy.save_checkpoint()  # the clone targets are checkpointed with the rows
+    again = Trainer(None, tmp_path / "noisy", resume=True, log=lambda s: None)
+    assert np.array_equal(np.asarray(again.demo_actions), expert) and again.demo_rows == noisy.demo_rows
