@@ -4,7 +4,7 @@
                  [--resume RUN] [--device cpu|cuda] [--no-progress] [--help-config]
     legion-train --extend RUN --add-task TASK [--add-task TASK ...] [--steps-per-task N] [--out DIR]
                  [--set env.max_target_lead_m={TASK: 0.05}]   (the new tasks' per-task env settings)
-    legion-train export RUN [--out DIR] [--overwrite]
+    legion-train export RUN [--out DIR] [--overwrite] [--step N]
     legion-train sweep [--config C] [--seeds 0-2] [--order ORDER ...] [--algorithms A,B] [--reference]
                        [--set ...] [--out SWEEP | --resume SWEEP] [--address HOST:PORT] ...   (seeds x orders x
                        algorithms on Ray: legion_training.sweep; legion-train sweep --help)
@@ -144,10 +144,16 @@ def export_main(argv: list[str]) -> int:
     p.add_argument("run", help="run directory (holds checkpoint.pt)")
     p.add_argument("--out", help="agent directory (default: RUN/agent)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing agent directory")
+    p.add_argument("--step", type=int, help="export the checkpoint of this env step (runs with run.keep_checkpoints; "
+                                            "default: the last checkpoint)")
     args = p.parse_args(argv)
     from .export import export_run
 
-    path = export_run(args.run, args.out, overwrite=args.overwrite)
+    try:
+        path = export_run(args.run, args.out, overwrite=args.overwrite, step=args.step)
+    except (FileNotFoundError, FileExistsError, ValueError) as exc:
+        print(f"legion-train export: {exc}", file=sys.stderr)
+        return 2
     print(f"agent written: {path}")
     return 0
 

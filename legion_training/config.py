@@ -176,6 +176,9 @@ class RunConfig:
     device: str = _f("cpu", "cpu or cuda.")
     torch_threads: int = _f(1, "torch intra-op threads (keep small on shared CPUs).")
     checkpoint_every: int = _f(10_000, "env steps between atomic checkpoints (what a kill can lose at most).")
+    keep_checkpoints: bool = _f(False, "also keep every checkpoint as checkpoints/step_<N>.pt (a hard link where the "
+                                "file system allows, ~12 MB each with the cpu config), so the checkpoint of any "
+                                "evaluated step can be exported (legion-train export RUN --step N).")
     log_every: int = _f(1000, "env steps between TensorBoard scalars.")
     latent_snapshot: int = _f(2000, "z samples kept for the latent-space plot at each DPMM fit.")
 

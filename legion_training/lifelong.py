@@ -44,6 +44,8 @@ from .learner import Learner, uses_encoder
 from .replay import ReplayBuffer
 
 CHECKPOINT = "checkpoint.pt"
+#: run.keep_checkpoints: the folder of the run directory holding every checkpoint (step_<N>.pt)
+KEPT_CHECKPOINTS = "checkpoints"
 CONFIG_FILE = "config.yaml"
 
 
@@ -70,6 +72,17 @@ def stream_metrics(matrix: np.ndarray) -> dict:
 
 
 # ------------------------------------------------------------------ helpers
+
+
+def kept_checkpoint(run_dir: Path, step: int) -> Path:
+    """Where ``run.keep_checkpoints`` keeps the checkpoint of env step ``step``."""
+    return Path(run_dir) / KEPT_CHECKPOINTS / f"step_{int(step):08d}.pt"
+
+
+def kept_checkpoint_steps(run_dir: Path) -> list[int]:
+    """The env steps whose checkpoints ``run.keep_checkpoints`` kept, in order."""
+    folder = Path(run_dir) / KEPT_CHECKPOINTS
+    return sorted(int(p.stem.split("_")[1]) for p in folder.glob("step_*.pt")) if folder.is_dir() else []
 
 
 def atomic_torch_save(obj, path: Path) -> None:
@@ -309,6 +322,14 @@ class Trainer:
     def save_checkpoint(self) -> Path:
         path = self.run_dir / CHECKPOINT
         atomic_torch_save(self._state(), path)
+        if self.cfg.run.keep_checkpoints:  # the save replaced the file, so a link keeps this step's version
+            kept = kept_checkpoint(self.run_dir, self.step)
+            kept.parent.mkdir(exist_ok=True)
+            kept.unlink(missing_ok=True)
+            try:
+                os.link(path, kept)
+            except OSError:
+                shutil.copyfile(path, kept)
         return path
 
     # ------------------------------------------------------------- evaluation

@@ -178,3 +178,31 @@ def test_same_seed_same_run(tmp_path):
     (wa, oa), (wb, ob) = weights(3, "a"), weights(3, "b")
     assert torch.equal(wa, wb) and np.array_equal(oa, ob)
     assert np.ptp(oa[:, :3], axis=0).max() > 0.01   # the hand moved: the runs did something
+
+
+def test_kept_checkpoints_export_the_agent_of_an_evaluated_step(tmp_path, capsys):
+    """run.keep_checkpoints keeps every checkpoint; legion-train export --step N writes the agent of step N, whose
+    manifest carries that step's evaluation (a run's evaluations swing: the step to ship is chosen among them)."""
+    from legion_training.lifelong import kept_checkpoint_steps
+
+    cfg = load_config("smoke", ["run.keep_checkpoints=true", "env.tasks=[reach-v3]"])
+    run = tmp_path / "run"
+    trainer = Trainer(cfg, run, log=lambda s: None)
+    trainer.train()
+    steps = kept_checkpoint_steps(run)
+    assert steps == list(range(cfg.run.checkpoint_every, cfg.run.steps_per_task + 1, cfg.run.checkpoint_every))
+    last = load_agent(export_run(run, tmp_path / "last"))
+    at_end = load_agent(export_run(run, tmp_path / "end", step=steps[-1]))
+    early = load_agent(export_run(run, tmp_path / "early", step=steps[0]))
+    obs = trainer.envs[0].reset(variation=0)
+    acts = {}
+    for name, agent in (("last", last), ("end", at_end), ("early", early)):
+        core = PolicyCore(agent)
+        core.select("reach-v3")
+        acts[name] = core.act(obs)
+    np.testing.assert_array_equal(acts["last"], acts["end"])  # the last kept checkpoint is the run's last
+    assert not np.allclose(acts["early"], acts["end"])  # an earlier step's networks
+    assert "step 50" in early.provenance["notes"]
+    assert early.provenance["training_config"]["stream_metrics"]["success_matrix"] == [[]]  # no phase done yet
+    assert main(["export", str(run), "--step", "7", "--out", str(tmp_path / "x")]) == 2
+    assert "no checkpoint kept at step 7 (kept: [50, 100, 150])" in capsys.readouterr().err
