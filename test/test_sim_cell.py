@@ -7,7 +7,7 @@ import mujoco
 import numpy as np
 import pytest
 
-from legion_bridge.sim.cell import TABLETOP, TASK_OBJECTS, TASK_SKILLS, Cell
+from legion_bridge.sim.cell import START_RAISE_MAX_M, START_RAISE_STEP_M, TABLETOP, TASK_OBJECTS, TASK_SKILLS, Cell
 from legion_policy.observation_layout import HAND_FROM_TCP_M, quat_in_order
 from legion_bridge.sim.mujoco_model import METAWORLD_GRIPPER_NAMES
 from legion_policy.tasks import finger_yaw_deg, quat_order
@@ -38,11 +38,16 @@ def test_task_scene_matches_metaworld_instance(task):
     ours = quat_in_order(np.r_[q[3], q[:3]], quat_order(task))
     assert min(np.abs(ours - mw_q).max(), np.abs(ours + mw_q).max()) < 1e-6  # q and -q: same rotation
     np.testing.assert_allclose(cell.object_pose("goal")[0], obs[36:39], atol=1e-9)
-    # the hand (tcp + HAND_FROM_TCP_M) starts where Metaworld's does (raised by the skill's start_lift_m), gripper
-    # pointing down, open; the skill data's training hand start is Metaworld's
-    lift = np.array([0.0, 0.0, TASK_SKILLS[task].start_lift_m])
+    # the hand (tcp + HAND_FROM_TCP_M) starts where Metaworld's does, raised by whole START_RAISE_STEP_M only as
+    # far as a contact-free start needs (the arm touches nothing at reset), gripper pointing down, open; the skill
+    # data's training hand start is Metaworld's
     np.testing.assert_allclose(TASK_SKILLS[task].hand_start, env.hand_init_pos, atol=1e-6)
-    np.testing.assert_allclose(cell.hand_pos(), env.hand_init_pos + lift, atol=1e-3)
+    raise_m = cell.hand_pos() - env.hand_init_pos - [0.0, 0.0, TASK_SKILLS[task].start_lift_m]
+    np.testing.assert_allclose(raise_m[:2], 0.0, atol=1e-3)
+    steps = raise_m[2] / START_RAISE_STEP_M
+    assert -1e-3 < raise_m[2] <= START_RAISE_MAX_M + 1e-3 and abs(steps - round(steps)) < 0.1
+    np.testing.assert_allclose(cell.instance["hand_start"], cell.hand_pos(), atol=1e-3)
+    assert not cell.arm_contacts()
     _, R = cell.tcp_pose()
     assert R[:, 2] @ np.array([0.0, 0.0, -1.0]) > 0.999
     # the fingers (sliding along tcp y) turned as the task runs on the robot (handle-press: along sim y)
@@ -165,3 +170,33 @@ def test_real2sim_subscribes_to_every_name_the_sim_scenes_track():
     for name, scene in MULTI_OBJECT_SCENES.items():
         assert set(scene.tracked) <= names, (name, set(scene.tracked) - names)
     assert set(Cell(TABLETOP, seed=0).tracked) == set(MULTI_OBJECT_SCENES[TABLETOP].tracked)
+
+
+def test_a_start_inside_an_object_is_raised_until_the_arm_touches_nothing(monkeypatch):
+    """handle-press without its 4 cm start lift: Metaworld starts the Sawyer's hand 3 cm above the lever, where our
+    fingers (4.5 cm below the hand point) would be inside it; the cell raises that start in START_RAISE_STEP_M
+    steps until contact-free, the same rule for every task (reach's start touches nothing and stays), and a given
+    hand start is left as given."""
+    import dataclasses
+
+    import legion_bridge.sim.cell as cell_module
+
+    unlifted = dataclasses.replace(TASK_SKILLS["handle-press-v3"], start_lift_m=0.0)
+    monkeypatch.setitem(cell_module.TASK_SKILLS, "handle-press-v3", unlifted)
+    cell = Cell("handle-press-v3", seed=0)
+    assert cell.skills["handle-press-v3"].start_lift_m == 0.0
+    env = cell._placers["handle-press-v3"].env
+    raised = []
+    for seed in range(10):
+        cell.reset(seed)
+        raised.append(cell.hand_pos()[2] - env.hand_init_pos[2])
+        assert not cell.arm_contacts()
+        q = cell.arm_start(env.hand_init_pos, cell.skills["handle-press-v3"].finger_yaw_deg)  # Metaworld's start
+        cell.data.qpos[cell.arm.arm_qpos] = q
+        mujoco.mj_forward(cell.model, cell.data)
+        assert bool(cell.arm_contacts()) == (raised[-1] > 1e-3)  # raised exactly when Metaworld's start touches
+    assert max(raised) > 0.005 and max(raised) <= START_RAISE_MAX_M + 1e-3
+    reach = Cell("reach-v3", seed=0)
+    np.testing.assert_allclose(reach.hand_pos(), reach._placers["reach-v3"].env.hand_init_pos, atol=1e-3)
+    cell.reset(0, hand_start=env.hand_init_pos)  # a given start (random hand starts, sequences) is not moved
+    np.testing.assert_allclose(cell.hand_pos(), env.hand_init_pos, atol=1e-3)

@@ -55,6 +55,12 @@ TABLETOP = "tabletop"
 WORKBENCH = "workbench"
 #: Gripper command at reset (Metaworld resets with the gripper open).
 RESET_GRIPPER_COMMAND = -1.0
+#: A single-task scene's own hand start (Metaworld's, made for the Sawyer's shorter claws) is raised in steps of
+#: this much [m] until the arm and gripper touch nothing (handle-press without its start lift: the fingers, 4.5 cm
+#: below the hand point, would start inside the lever in 7 of 10 instances), at most START_RAISE_MAX_M; one rule
+#: for every task, so the training env, bench_transfer and the sim graph start a skill alike.
+START_RAISE_STEP_M = 0.01
+START_RAISE_MAX_M = 0.10
 
 #: The skill of each single-task scene (a Metaworld task): the first skill of config/skills.yaml for that task
 #: that says how its object is read.
@@ -283,12 +289,20 @@ class Cell:
         for name, g in goals.items():
             m.body_pos[m.body(name).id] = g
         # the gripper starts turned as the first skill runs (the base placement's skill's, or the scene's task's)
-        q = self.arm_start(hand, self.skills[self.layout.base if self.layout else self.scene].finger_yaw_deg)
-        d.qpos[self.arm.arm_qpos] = q
-        d.ctrl[self.arm.arm_act] = q
-        d.qpos[self.arm.finger_qpos] = self._finger_upper
-        self.set_gripper(RESET_GRIPPER_COMMAND)
-        mujoco.mj_forward(m, d)
+        yaw = self.skills[self.layout.base if self.layout else self.scene].finger_yaw_deg
+        own_start = not self.layout and hand_start is None
+        raised = 0.0
+        while True:
+            q = self.arm_start(hand, yaw)
+            d.qpos[self.arm.arm_qpos] = q
+            d.ctrl[self.arm.arm_act] = q
+            d.qpos[self.arm.finger_qpos] = self._finger_upper
+            self.set_gripper(RESET_GRIPPER_COMMAND)
+            mujoco.mj_forward(m, d)
+            if not own_start or raised >= START_RAISE_MAX_M - 1e-9 or not self.arm_contacts():
+                break
+            hand = hand + np.array([0.0, 0.0, START_RAISE_STEP_M])  # START_RAISE_STEP_M: contact-free start
+            raised += START_RAISE_STEP_M
         self.instance = {"seed": self._seed, "goals": {k: np.asarray(v).tolist() for k, v in goals.items()},
                          "hand_start": hand.tolist()}
 
