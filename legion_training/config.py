@@ -50,6 +50,11 @@ class ConfigError(ValueError):
     """A configuration value or key is invalid (message names the key)."""
 
 
+def _finite_number(value: Any) -> bool:
+    """A finite int or float, not a bool (YAML's true would pass as 1)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 #: Embodiments of the training environment (``env.embodiment``): the simulated iiwa of urdf/<name>.urdf stepped
 #: through the bridge (legion_training.iiwa_env), or Metaworld's own Sawyer (legion_training.envs).
 EMBODIMENTS = ("iiwa7", "iiwa14", "sawyer")
@@ -224,19 +229,19 @@ class TrainConfig:
         if self.env.expert_demo_episodes < 0:
             raise ConfigError(f"env.expert_demo_episodes={self.env.expert_demo_episodes}: expected >= 0")
         f = self.sac.demo_batch_fraction
-        if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0.0 <= f < 1.0:
+        if not _finite_number(f) or not 0.0 <= f < 1.0:
             raise ConfigError(f"sac.demo_batch_fraction={f!r}: expected a fraction in [0, 1)")
         if f and not self.env.expert_demo_episodes:
             raise ConfigError("sac.demo_batch_fraction samples the demonstrations: set env.expert_demo_episodes > 0")
         w = self.sac.demo_bc_weight
-        if not isinstance(w, (int, float)) or isinstance(w, bool) or not w >= 0.0:
-            raise ConfigError(f"sac.demo_bc_weight={w!r}: expected a weight >= 0")
+        if not _finite_number(w) or w < 0.0:
+            raise ConfigError(f"sac.demo_bc_weight={w!r}: expected a finite weight >= 0")
         if w and not f:
             raise ConfigError("sac.demo_bc_weight clones the demonstration rows of each batch: set "
                               "sac.demo_batch_fraction > 0")
         noise = self.env.expert_demo_noise
-        if not isinstance(noise, (int, float)) or isinstance(noise, bool) or not noise >= 0.0:
-            raise ConfigError(f"env.expert_demo_noise={noise!r}: expected a standard deviation >= 0")
+        if not _finite_number(noise) or noise < 0.0:
+            raise ConfigError(f"env.expert_demo_noise={noise!r}: expected a finite standard deviation >= 0")
         if noise and not self.env.expert_demo_episodes:
             raise ConfigError("env.expert_demo_noise perturbs the demonstrations: set env.expert_demo_episodes > 0")
         if self.env.expert_demo_episodes and self.run.regime != "lifelong":
@@ -248,7 +253,7 @@ class TrainConfig:
                               f"applies to the sawyer embodiment; on {self.env.embodiment} the bridge's own "
                               "max_target_lead_m (config/sim2real.yaml) applies")
         period = self.env.control_period_s
-        if isinstance(period, bool) or not isinstance(period, (int, float)) or not (math.isfinite(period) and period >= 0):
+        if not _finite_number(period) or period < 0:
             raise ConfigError(f"env.control_period_s={period!r}: expected a period in seconds (0 = the embodiment's own)")
         if self.env.embodiment == "sawyer" and period and abs(period - METAWORLD_CONTROL_PERIOD_S) > 1e-12:
             raise ConfigError(f"env.control_period_s={period}: Metaworld's Sawyer steps at "
@@ -269,7 +274,7 @@ class TrainConfig:
             if not ok:
                 raise ConfigError(f"env.hand_init_box={box!r}: expected [[x, y, z] low, [x, y, z] high] with low < high")
         for task, lead in self.env.max_target_lead_m.items():
-            if isinstance(lead, bool) or not isinstance(lead, (int, float)) or not (math.isfinite(lead) and lead > 0):
+            if not _finite_number(lead) or lead <= 0:
                 raise ConfigError(f"env.max_target_lead_m[{task!r}]={lead!r}: expected a positive number of metres")
             self.env.max_target_lead_m[task] = float(lead)
         return self
