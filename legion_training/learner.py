@@ -277,9 +277,9 @@ class Learner:
         return Batch(*(torch.as_tensor(b[k], device=d) for k in ("obs", "action", "reward", "next_obs", "terminal", "task")))
 
     # -- SAC
-    def update_sac(self, b: Batch, n_demo: int = 0, demo_action: torch.Tensor | None = None) -> dict[str, float]:
-        """One SAC step on ``b``; its first ``n_demo`` rows are expert demonstrations, whose expert action
-        ``demo_action`` (default: the rows' own action) ``sac.demo_bc_weight`` clones."""
+    def update_sac(self, b: Batch, demo_action: torch.Tensor | None = None) -> dict[str, float]:
+        """One SAC step on ``b``; its first ``len(demo_action)`` rows are expert demonstrations, whose expert
+        actions ``demo_action`` ``sac.demo_bc_weight`` clones."""
         g = self.cfg.sac.gamma
         n = b.obs.shape[0]
         z_both = self.task_code(torch.cat([b.obs, b.next_obs]), torch.cat([b.task, b.task]), sample=True)
@@ -305,8 +305,9 @@ class Learner:
         l_pi = actor_loss(alpha, logp, q_pi[0], q_pi[1])
         w_bc = self.cfg.sac.demo_bc_weight
         l_bc = None
-        if w_bc and n_demo:  # TD3+BC's scale: the clone term weighs w_bc x max(mean|Q|, 1) against the Q term
-            l_bc = behaviour_cloning_loss(mean[:n_demo], b.action[:n_demo] if demo_action is None else demo_action)
+        if w_bc and demo_action is not None and len(demo_action):
+            # TD3+BC's scale: the clone term weighs w_bc x max(mean|Q|, 1) against the Q term
+            l_bc = behaviour_cloning_loss(mean[:len(demo_action)], demo_action)
             q_scale = torch.min(q_pi[0], q_pi[1]).abs().mean().detach().clamp(min=1.0)
             l_pi = l_pi + w_bc * q_scale * l_bc
         self.actor_opt.zero_grad(set_to_none=True)

@@ -482,7 +482,7 @@ class Trainer:
                         batch = self.sac_batch()
                         demo = batch.get("demo_action")
                         info = self.learner.update_sac(
-                            self.learner.to_batch(batch), 0 if demo is None else len(demo),
+                            self.learner.to_batch(batch),
                             None if demo is None else torch.as_tensor(demo, device=self.learner.device))
                         self.update_credit -= 1.0
                         self.n_updates += 1

@@ -221,7 +221,7 @@ def test_optimizers_are_recreated_at_a_task_switch():
 def test_demo_bc_weight_clones_the_demonstration_rows_only():
     """sac.demo_bc_weight adds TD3+BC's clone term on the batch's first n_demo rows (the demonstrations): the actor's
     deterministic action moves to the expert's on those rows, much faster than from the Q term alone."""
-    def trained(weight: float, n_demo: int) -> tuple[float, float, dict]:
+    def trained(weight: float, n_demo: int) -> tuple[float, float, dict]:  # the first n_demo rows: demonstrations
         torch.manual_seed(0)
         cfg = load_config("smoke", ["run.algorithm=sac", "env.expert_demo_episodes=1", "sac.demo_batch_fraction=0.5",
                                     f"sac.demo_bc_weight={weight}"] if weight else ["run.algorithm=sac"])
@@ -231,7 +231,7 @@ def test_demo_bc_weight_clones_the_demonstration_rows_only():
         target[:16] = torch.tensor([0.5, -0.5, 0.25, 0.8])  # the "expert" always does this on the demo rows
         b.action = target
         for _ in range(150):
-            info = lr.update_sac(b, n_demo=n_demo)
+            info = lr.update_sac(b, demo_action=target[:n_demo])
         with torch.no_grad():
             mean, _ = lr.actor(b.obs, lr.task_code(b.obs, b.task, sample=False))
             a = torch.tanh(mean)
